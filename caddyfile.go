@@ -1,0 +1,182 @@
+package idtoken
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("idtoken", parseCaddyfile)
+	// Right after basic_auth: authentication runs before request_header,
+	// reverse_proxy, file_server and respond, with no order line needed.
+	httpcaddyfile.RegisterDirectiveOrder("idtoken", httpcaddyfile.After, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var handler Handler
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return &handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	idtoken [<matcher>] {
+//	    api_key      <gigya_api_key>
+//	    data_center  <name|domain|url>
+//	    oidc_issuer  <issuer_url>
+//	    jwks_url     <url>
+//	    jwks_file    <path>
+//	    issuer       <iss>...
+//	    audience     <aud>...
+//	    algorithms   <alg>...
+//	    leeway       <duration>
+//	    require      <claim> <value>...
+//	    from_header  <name>
+//	    from_cookie  <name>
+//	    from_query   <name>
+//	    optional
+//	    realm        <realm>
+//	    refresh_interval     <duration>
+//	    min_refresh_interval <duration>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	directiveLine := *d // for errors about the block as a whole
+	source := ""
+	setSource := func(name string, field *string) error {
+		if source != "" {
+			return d.Errf("%s: only one key source may be set (%s was set already)", name, source)
+		}
+		source = name
+		return oneArg(d, field)
+	}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		var err error
+		switch sub {
+		case "api_key":
+			err = setSource(sub, &h.APIKey)
+		case "oidc_issuer":
+			err = setSource(sub, &h.OIDCIssuer)
+		case "jwks_url":
+			err = setSource(sub, &h.JWKSURL)
+		case "jwks_file":
+			err = setSource(sub, &h.JWKSFile)
+		case "data_center":
+			if err = oneArg(d, &h.DataCenter); err == nil {
+				if _, berr := gigyaBaseURL(h.DataCenter); berr != nil {
+					err = d.Errf("data_center: %v", berr)
+				}
+			}
+		case "issuer":
+			err = someArgs(d, &h.Issuer)
+		case "audience":
+			err = someArgs(d, &h.Audience)
+		case "algorithms":
+			if err = someArgs(d, &h.Algorithms); err == nil {
+				for _, alg := range h.Algorithms {
+					if aerr := checkAlgorithm(alg); aerr != nil {
+						err = d.Errf("algorithms: %v", aerr)
+						break
+					}
+				}
+			}
+		case "leeway":
+			var dur caddy.Duration
+			if err = durationArg(d, &dur); err == nil {
+				h.Leeway = &dur
+			}
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("require: want <claim> <value> [<value>...]")
+			}
+			h.Require = append(h.Require, ClaimRequirement{Claim: args[0], Values: args[1:]})
+		case "from_header", "from_cookie", "from_query":
+			var name string
+			if err = oneArg(d, &name); err == nil {
+				h.TokenSources = append(h.TokenSources, tokenSource(sub, name))
+			}
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Optional = true
+		case "realm":
+			err = oneArg(d, &h.Realm)
+		case "refresh_interval":
+			err = durationArg(d, &h.RefreshInterval)
+		case "min_refresh_interval":
+			err = durationArg(d, &h.MinRefreshInterval)
+		default:
+			return d.Errf("unrecognized idtoken subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := h.Validate(); err != nil {
+		return directiveLine.Err(err.Error())
+	}
+	return nil
+}
+
+func tokenSource(sub, name string) TokenSource {
+	switch sub {
+	case "from_header":
+		return TokenSource{Header: name}
+	case "from_cookie":
+		return TokenSource{Cookie: name}
+	}
+	return TokenSource{Query: name}
+}
+
+// oneArg reads exactly one argument for the current subdirective.
+func oneArg(d *caddyfile.Dispenser, into *string) error {
+	sub := d.Val()
+	if !d.NextArg() {
+		return d.Errf("%s: missing argument", sub)
+	}
+	*into = d.Val()
+	if d.NextArg() {
+		return d.Errf("%s: too many arguments", sub)
+	}
+	return nil
+}
+
+// someArgs appends one or more arguments.
+func someArgs(d *caddyfile.Dispenser, into *[]string) error {
+	sub := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Errf("%s: missing argument", sub)
+	}
+	*into = append(*into, args...)
+	return nil
+}
+
+// durationArg reads one duration in Caddy's syntax (30s, 1h, 2d).
+func durationArg(d *caddyfile.Dispenser, into *caddy.Duration) error {
+	sub := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: invalid duration %q: %v", sub, s, err)
+	}
+	if dur < 0 {
+		return d.Errf("%s: duration must not be negative", sub)
+	}
+	*into = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

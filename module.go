@@ -1,0 +1,385 @@
+// Package idtoken is a Caddy HTTP handler that lets only requests carrying a
+// valid id_token (a signed JWT) through, and exposes the verified claims as
+// placeholders. Keys come from SAP Customer Data Cloud (Gigya), OpenID
+// Connect discovery, a JWKS URL or a local JWKS file.
+package idtoken
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler verifies the id_token of each request. Requests without a valid
+// token are refused with 401 (403 when a `require` check fails, 503 while no
+// signing key could be loaded); the error can be handled with handle_errors.
+//
+// After verification, `{http.auth.user.id}` holds the sub claim and
+// `{http.auth.jwt.<claim>}` any claim (nested members with dots).
+type Handler struct {
+	// Gigya / SAP Customer Data Cloud site API key. Keys come from
+	// accounts.getJWTPublicKey; tokens must carry a matching apiKey claim.
+	APIKey string `json:"api_key,omitempty"`
+	// Gigya data center: us1 (default), eu1, au1, eu2, ru1, global, cn1; an
+	// API domain (cn1.gigya-api.cn); or an http(s) base URL used as-is.
+	DataCenter string `json:"data_center,omitempty"`
+	// OpenID Connect issuer URL; keys are found through its discovery document.
+	OIDCIssuer string `json:"oidc_issuer,omitempty"`
+	// URL of a JWKS document.
+	JWKSURL string `json:"jwks_url,omitempty"`
+	// Path of a local JWKS document.
+	JWKSFile string `json:"jwks_file,omitempty"`
+
+	// Allowed iss values. Default: the Gigya issuers for api_key, or the
+	// issuer from OIDC discovery; no check for jwks_url and jwks_file.
+	Issuer []string `json:"issuer,omitempty"`
+	// The token's aud must contain one of these. Default: not checked.
+	Audience []string `json:"audience,omitempty"`
+	// Allowed signing algorithms. Default: ["RS256"]. HMAC and none are never allowed.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// Clock skew tolerated on exp, nbf and iat. Default: 60s.
+	Leeway *caddy.Duration `json:"leeway,omitempty"`
+	// Claim checks that must all hold; a failure is 403.
+	Require []ClaimRequirement `json:"require,omitempty"`
+
+	// Where the token is read from, in order; the first present wins.
+	// Default: the Authorization header's Bearer token.
+	TokenSources []TokenSource `json:"token_sources,omitempty"`
+	// Let requests without any token through anonymously. A token that is
+	// present but invalid is still refused.
+	Optional bool `json:"optional,omitempty"`
+	// Realm in WWW-Authenticate. Default: the request's host name.
+	Realm string `json:"realm,omitempty"`
+
+	// Background refresh period. Default: 1h, or the key document's
+	// Cache-Control max-age clamped to [1m, 24h].
+	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
+	// Least time between fetches caused by unknown kids. Default: 10s.
+	MinRefreshInterval caddy.Duration `json:"min_refresh_interval,omitempty"`
+
+	verifier *Verifier
+	keys     *RefreshingKeySet
+	keyCfg   keySetConfig
+	logger   *zap.Logger
+	now      func() time.Time
+}
+
+// TokenSource names one place to read the token from; exactly one field is set.
+type TokenSource struct {
+	// Request header; a "Bearer " prefix is stripped.
+	Header string `json:"header,omitempty"`
+	// Cookie name.
+	Cookie string `json:"cookie,omitempty"`
+	// Query parameter name.
+	Query string `json:"query,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.idtoken",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const defaultLeeway = 60 * time.Second
+
+// Provision builds the verifier and attaches the shared key set, starting
+// its first fetch; it does not wait for the network.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	policy, err := h.policy()
+	if err != nil {
+		return err
+	}
+	if h.verifier, err = NewVerifier(policy); err != nil {
+		return err
+	}
+	if h.keyCfg, err = h.keySetConfig(); err != nil {
+		return err
+	}
+	h.keys, err = acquireKeySet(h.keyCfg, keySetLogger)
+	if err != nil {
+		return fmt.Errorf("loading key set: %w", err)
+	}
+	return nil
+}
+
+// keySetLogger logs for shared key sets. They outlive the config that
+// created them, so they log through Caddy's current default logger rather
+// than one config's.
+func keySetLogger() *zap.Logger { return caddy.Log().Named("http.handlers.idtoken") }
+
+func (h *Handler) policy() (Policy, error) {
+	p := Policy{
+		Algorithms: h.Algorithms,
+		Issuers:    h.Issuer,
+		Audiences:  h.Audience,
+		Leeway:     defaultLeeway,
+		APIKey:     h.APIKey,
+		Require:    h.Require,
+	}
+	if len(p.Algorithms) == 0 {
+		p.Algorithms = []string{"RS256"}
+	}
+	if h.Leeway != nil {
+		p.Leeway = time.Duration(*h.Leeway)
+	}
+	if h.APIKey != "" && len(p.Issuers) == 0 {
+		p.Issuers = gigyaIssuers(h.APIKey)
+	}
+	return p, nil
+}
+
+func (h *Handler) keySetConfig() (keySetConfig, error) {
+	cfg := keySetConfig{
+		refreshInterval: time.Duration(h.RefreshInterval),
+		minRefresh:      time.Duration(h.MinRefreshInterval),
+	}
+	if cfg.minRefresh == 0 {
+		cfg.minRefresh = defaultMinRefreshInterval
+	}
+	switch {
+	case h.APIKey != "":
+		u, err := gigyaKeyURL(h.APIKey, h.DataCenter)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.kind, cfg.location = "gigya", u
+	case h.OIDCIssuer != "":
+		cfg.kind, cfg.location = "oidc", h.OIDCIssuer
+	case h.JWKSURL != "":
+		cfg.kind, cfg.location = "jwks_url", h.JWKSURL
+	default:
+		cfg.kind, cfg.location = "jwks_file", h.JWKSFile
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration for mistakes that JSON configs can make
+// (the Caddyfile parser reports the same ones with line numbers).
+func (h *Handler) Validate() error {
+	var sources []string
+	for name, v := range map[string]string{"api_key": h.APIKey, "oidc_issuer": h.OIDCIssuer, "jwks_url": h.JWKSURL, "jwks_file": h.JWKSFile} {
+		if v != "" {
+			sources = append(sources, name)
+		}
+	}
+	slices.Sort(sources)
+	switch {
+	case len(sources) == 0:
+		return errors.New("idtoken: one key source is required: api_key, oidc_issuer, jwks_url or jwks_file")
+	case len(sources) > 1:
+		return fmt.Errorf("idtoken: only one key source may be set, got %s", strings.Join(sources, " and "))
+	}
+	if h.DataCenter != "" && h.APIKey == "" {
+		return errors.New("idtoken: data_center needs api_key")
+	}
+	if h.APIKey != "" {
+		if _, err := gigyaBaseURL(h.DataCenter); err != nil {
+			return fmt.Errorf("idtoken: %w", err)
+		}
+	}
+	for _, u := range []string{h.OIDCIssuer, h.JWKSURL} {
+		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+			return fmt.Errorf("idtoken: %q is not an http(s) URL", u)
+		}
+	}
+	for _, alg := range h.Algorithms {
+		if err := checkAlgorithm(alg); err != nil {
+			return fmt.Errorf("idtoken: %w", err)
+		}
+	}
+	if h.Leeway != nil && (*h.Leeway < 0 || time.Duration(*h.Leeway) > 10*time.Minute) {
+		return errors.New("idtoken: leeway must be between 0 and 10m")
+	}
+	if h.RefreshInterval < 0 || h.MinRefreshInterval < 0 {
+		return errors.New("idtoken: refresh intervals must not be negative")
+	}
+	for _, r := range h.Require {
+		if r.Claim == "" || len(r.Values) == 0 {
+			return errors.New("idtoken: require needs a claim and at least one value")
+		}
+	}
+	for _, ts := range h.TokenSources {
+		n := 0
+		for _, v := range []string{ts.Header, ts.Cookie, ts.Query} {
+			if v != "" {
+				n++
+			}
+		}
+		if n != 1 {
+			return errors.New("idtoken: each token source names exactly one of header, cookie or query")
+		}
+	}
+	return nil
+}
+
+// checkAlgorithm explains why an algorithm name cannot be allowed.
+func checkAlgorithm(alg string) error {
+	if supportedAlgs[alg] {
+		return nil
+	}
+	if strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") {
+		return fmt.Errorf("algorithm %q is not allowed: tokens must be signed with the issuer's private key", alg)
+	}
+	return fmt.Errorf("unsupported algorithm %q (supported: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA)", alg)
+}
+
+// Cleanup releases the shared key set; the last user stops it.
+func (h *Handler) Cleanup() error {
+	if h.keys == nil {
+		return nil
+	}
+	h.keys = nil
+	return releaseKeySet(h.keyCfg)
+}
+
+// ServeHTTP verifies the request's token and passes the request on, or
+// returns a caddyhttp.Error that handle_errors can render.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	raw := h.extractToken(r)
+	if raw == "" {
+		if h.Optional {
+			setAuthPlaceholders(r, repl, nil)
+			return next.ServeHTTP(w, r)
+		}
+		return h.reject(w, r, nil, unauthorized(ReasonMissing))
+	}
+	tok, rej := h.verifier.Parse(raw)
+	if rej != nil {
+		return h.reject(w, r, nil, rej)
+	}
+	claims, rej := h.verify(r, tok)
+	if rej != nil {
+		return h.reject(w, r, tok, rej)
+	}
+	setAuthPlaceholders(r, repl, claims)
+	return next.ServeHTTP(w, r)
+}
+
+// verify checks a parsed token against the current keys, asking the key
+// flow for a refetch when no key has loaded yet or the kid is unknown.
+func (h *Handler) verify(r *http.Request, tok *Token) (*Claims, *Rejection) {
+	keys := h.keys.Current()
+	if keys == nil {
+		if keys = h.keys.Refresh(r.Context()); keys == nil {
+			return nil, &Rejection{Status: http.StatusServiceUnavailable, Reason: ReasonNoKeys}
+		}
+	}
+	claims, rej := h.verifier.Verify(tok, keys, h.now())
+	if rej != nil && rej.Reason == ReasonUnknownKID {
+		if fresh := h.keys.Refresh(r.Context()); fresh != keys {
+			claims, rej = h.verifier.Verify(tok, fresh, h.now())
+		}
+	}
+	return claims, rej
+}
+
+// extractToken returns the token from the first configured source that has
+// one, or "" when none has.
+func (h *Handler) extractToken(r *http.Request) string {
+	if len(h.TokenSources) == 0 {
+		return bearerToken(r.Header.Get("Authorization"))
+	}
+	for _, src := range h.TokenSources {
+		var v string
+		switch {
+		case src.Header != "":
+			v = r.Header.Get(src.Header)
+			if strings.EqualFold(src.Header, "Authorization") {
+				v = bearerToken(v)
+			} else if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+				v = v[7:]
+			}
+		case src.Cookie != "":
+			if c, err := r.Cookie(src.Cookie); err == nil {
+				v = c.Value
+			}
+		case src.Query != "":
+			v = r.URL.Query().Get(src.Query)
+		}
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" value; other
+// schemes carry no id_token.
+func bearerToken(v string) string {
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// reject logs at debug level, sets the RFC 6750 challenge and returns the
+// error for Caddy's error handling.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej *Rejection) error {
+	if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
+		fields := []zap.Field{zap.String("reason", rej.Reason), zap.Int("status", rej.Status)}
+		if tok != nil {
+			fields = append(fields, zap.String("kid", tok.KID), zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
+		}
+		c.Write(fields...)
+	}
+	challenge := `Bearer realm="` + quote(h.realm(r)) + `"`
+	switch {
+	case rej.Status == http.StatusForbidden:
+		challenge += `, error="insufficient_scope", error_description="` + rej.Reason + `"`
+	case rej.Status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "10")
+	case rej.Reason != ReasonMissing:
+		challenge += `, error="invalid_token", error_description="` + rej.Reason + `"`
+	}
+	if rej.Status != http.StatusServiceUnavailable {
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	return caddyhttp.Error(rej.Status, rej)
+}
+
+// realm is the configured realm or the request's host name without port.
+func (h *Handler) realm(r *http.Request) string {
+	if h.Realm != "" {
+		return h.Realm
+	}
+	if host, _, err := net.SplitHostPort(r.Host); err == nil {
+		return host
+	}
+	return r.Host
+}
+
+// quote escapes a value for an RFC 7230 quoted-string.
+func quote(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,283 @@
+package idtoken
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+const (
+	defaultRefreshInterval    = time.Hour
+	defaultMinRefreshInterval = 10 * time.Second
+	minMaxAge, maxMaxAge      = time.Minute, 24 * time.Hour
+	initialBackoff            = time.Second
+)
+
+// keySets holds one RefreshingKeySet per source and refresh settings for the
+// whole process, so handlers naming the same source share one set and a
+// config reload does not fetch again.
+var keySets = caddy.NewUsagePool()
+
+// keySetConfig identifies a shared key set; it is the pool key.
+type keySetConfig struct {
+	kind            string // "gigya", "oidc", "jwks_url" or "jwks_file"
+	location        string // fetch URL, issuer URL or file path
+	refreshInterval time.Duration
+	minRefresh      time.Duration
+}
+
+func (c keySetConfig) String() string {
+	return fmt.Sprintf("%s %s refresh=%s min_refresh=%s", c.kind, c.location, c.refreshInterval, c.minRefresh)
+}
+
+// acquireKeySet returns the shared set for cfg, creating and starting it if
+// no handler uses it yet. Each call must be paired with releaseKeySet.
+func acquireKeySet(cfg keySetConfig, logger func() *zap.Logger) (*RefreshingKeySet, error) {
+	v, _, err := keySets.LoadOrNew(cfg, func() (caddy.Destructor, error) {
+		return newRefreshingKeySet(cfg, logger)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*RefreshingKeySet), nil
+}
+
+// releaseKeySet drops one reference; the last one stops the set's goroutine.
+func releaseKeySet(cfg keySetConfig) error {
+	_, err := keySets.Delete(cfg)
+	return err
+}
+
+// RefreshingKeySet keeps a source's current KeySet and refreshes it in one
+// background goroutine. Requests read the snapshot without locking; the
+// mutex only coordinates refetch requests, never I/O.
+type RefreshingKeySet struct {
+	src         source
+	client      *http.Client // nil for files
+	interval    time.Duration
+	minInterval time.Duration
+	logger      func() *zap.Logger
+	now         func() time.Time
+
+	current atomic.Pointer[KeySet]
+	fetches atomic.Int64 // fetch attempts, for tests and logs
+
+	mu        sync.Mutex
+	pending   chan struct{} // closed when the queued or running fetch ends
+	lastFetch time.Time
+	stopped   bool
+	wake      chan struct{} // capacity 1; holds a token only while pending != nil
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger) (*RefreshingKeySet, error) {
+	s := &RefreshingKeySet{
+		interval:    cfg.refreshInterval,
+		minInterval: cfg.minRefresh,
+		logger:      logger,
+		now:         time.Now,
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
+	}
+	if s.minInterval <= 0 {
+		s.minInterval = defaultMinRefreshInterval
+	}
+	switch cfg.kind {
+	case "jwks_file":
+		s.src = &fileSource{path: cfg.location}
+	case "oidc":
+		s.client = newHTTPClient()
+		s.src = &discoverySource{issuer: cfg.location, client: s.client}
+	default:
+		s.client = newHTTPClient()
+		s.src = &jwksSource{url: cfg.location, client: s.client}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	first := time.Duration(0)
+	if cfg.kind == "jwks_file" {
+		// A local file has nothing to wait for: load it now so a bad file
+		// is a configuration error.
+		res, err := s.src.fetch(ctx)
+		s.logSkipped(res)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.install(res)
+		s.lastFetch = s.now()
+		first = s.refreshAfter(0)
+	} else {
+		// Requests that arrive before the first fetch ends wait for it.
+		s.pending = make(chan struct{})
+	}
+	go s.run(ctx, first)
+	return s, nil
+}
+
+// Current is the latest key set, or nil if none has loaded yet.
+func (s *RefreshingKeySet) Current() *KeySet { return s.current.Load() }
+
+// Fetches is the number of fetch attempts so far.
+func (s *RefreshingKeySet) Fetches() int64 { return s.fetches.Load() }
+
+// Refresh asks for a fetch (used when a token names an unknown kid, or no key
+// has loaded yet) and waits for it, at most until ctx ends or fetchTimeout
+// passes. A fetch already running or queued is shared; a new one starts only
+// if the last ended at least min_refresh_interval ago, so a flood of random
+// kids cannot become a flood of fetches. It returns the key set current after
+// the wait.
+func (s *RefreshingKeySet) Refresh(ctx context.Context) *KeySet {
+	if ch := s.requestFetch(); ch != nil {
+		t := time.NewTimer(fetchTimeout)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return s.current.Load()
+}
+
+// requestFetch returns a channel closed when the fetch serving this request
+// ends, or nil when no fetch will happen (rate floor, or stopped).
+func (s *RefreshingKeySet) requestFetch() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending != nil {
+		return s.pending
+	}
+	if s.stopped || s.now().Sub(s.lastFetch) < s.minInterval {
+		return nil
+	}
+	s.pending = make(chan struct{})
+	s.wake <- struct{}{} // cannot block: wake is empty whenever pending is nil
+	return s.pending
+}
+
+// run is the refresh goroutine: one fetch at a time, on schedule or on request.
+func (s *RefreshingKeySet) run(ctx context.Context, first time.Duration) {
+	defer close(s.done)
+	timer := time.NewTimer(first)
+	defer timer.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.stopped = true
+			if s.pending != nil {
+				close(s.pending)
+				s.pending = nil
+			}
+			s.mu.Unlock()
+			return
+		case <-timer.C:
+			s.mu.Lock()
+			if s.pending == nil {
+				s.pending = make(chan struct{})
+			}
+			s.mu.Unlock()
+		case <-s.wake:
+			// a request queued a fetch; s.pending is set
+		}
+		timer.Reset(s.fetchOnce(ctx, &backoff))
+	}
+}
+
+// fetchOnce fetches, installs the result or keeps the previous set, wakes
+// the waiters and returns when the next scheduled fetch is due.
+func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration) time.Duration {
+	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	res, err := s.src.fetch(fctx)
+	cancel()
+	s.fetches.Add(1)
+	s.logSkipped(res)
+
+	var next time.Duration
+	if err == nil {
+		s.install(res)
+		*backoff = 0
+		next = s.refreshAfter(res.maxAge)
+	} else {
+		*backoff = min(max(*backoff*2, initialBackoff), s.maxInterval())
+		next = *backoff
+		if ctx.Err() == nil {
+			s.logger().Warn("fetching key set failed; keeping previous keys",
+				zap.String("source", s.src.String()),
+				zap.Error(err),
+				zap.Bool("have_keys", s.current.Load() != nil),
+				zap.Duration("retry_in", next))
+		}
+	}
+
+	s.mu.Lock()
+	s.lastFetch = s.now()
+	if s.pending != nil {
+		close(s.pending)
+		s.pending = nil
+	}
+	select { // a wake sent for the fetch that just ended is spent
+	case <-s.wake:
+	default:
+	}
+	s.mu.Unlock()
+	return next
+}
+
+func (s *RefreshingKeySet) install(res fetched) {
+	res.set.Loaded = s.now()
+	s.current.Store(res.set)
+	s.logger().Info("key set loaded",
+		zap.String("source", s.src.String()),
+		zap.Int("count", res.set.Len()),
+		zap.Strings("kids", res.set.KIDs()))
+}
+
+func (s *RefreshingKeySet) logSkipped(res fetched) {
+	for _, err := range res.skipped {
+		s.logger().Warn("skipping unusable key", zap.String("source", s.src.String()), zap.Error(err))
+	}
+}
+
+// refreshAfter is the delay before the next scheduled fetch after a success:
+// refresh_interval if configured, else the answer's max-age clamped to
+// [1m, 24h], else one hour.
+func (s *RefreshingKeySet) refreshAfter(maxAge time.Duration) time.Duration {
+	switch {
+	case s.interval > 0:
+		return s.interval
+	case maxAge > 0:
+		return min(max(maxAge, minMaxAge), maxMaxAge)
+	}
+	return defaultRefreshInterval
+}
+
+// maxInterval caps the failure backoff.
+func (s *RefreshingKeySet) maxInterval() time.Duration {
+	if s.interval > 0 {
+		return s.interval
+	}
+	return defaultRefreshInterval
+}
+
+// Destruct stops the refresh goroutine and closes idle connections; the
+// UsagePool calls it when the last handler using the set is cleaned up.
+func (s *RefreshingKeySet) Destruct() error {
+	s.cancel()
+	<-s.done
+	if s.client != nil {
+		s.client.CloseIdleConnections()
+	}
+	return nil
+}
