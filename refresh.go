@@ -40,7 +40,7 @@ func (c keySetConfig) String() string {
 // no handler uses it yet. Each call must be paired with releaseKeySet.
 func acquireKeySet(cfg keySetConfig, logger func() *zap.Logger) (*RefreshingKeySet, error) {
 	v, _, err := keySets.LoadOrNew(cfg, func() (caddy.Destructor, error) {
-		return newRefreshingKeySet(cfg, logger)
+		return newRefreshingKeySet(cfg, logger, time.Now)
 	})
 	if err != nil {
 		return nil, err
@@ -78,12 +78,14 @@ type RefreshingKeySet struct {
 	done   chan struct{}
 }
 
-func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger) (*RefreshingKeySet, error) {
+// newRefreshingKeySet starts a key set; now is its clock for the refetch
+// rate floor (tests move it instead of sleeping).
+func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time) (*RefreshingKeySet, error) {
 	s := &RefreshingKeySet{
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
 		logger:      logger,
-		now:         time.Now,
+		now:         now,
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}

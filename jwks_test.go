@@ -1,0 +1,321 @@
+package idtoken
+
+import (
+	"context"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// gigyaV1 is a getJWTPublicKey answer without V2=true: one bare key in the envelope.
+func gigyaV1(k testKey) []byte {
+	m := k.jwk()
+	delete(m, "use")
+	for name, v := range map[string]any{"apiVersion": 2, "callId": "a98f", "errorCode": 0, "statusCode": 200, "statusReason": "OK", "time": "2021-03-05T20:37:46.273Z"} {
+		m[name] = v
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// gigyaV2 is a getJWTPublicKey answer with V2=true: the keys array in the envelope.
+func gigyaV2(keys ...testKey) []byte {
+	list := make([]map[string]any, len(keys))
+	for i, k := range keys {
+		list[i] = k.jwk()
+	}
+	b, _ := json.Marshal(map[string]any{"apiVersion": 2, "callId": "c1", "errorCode": 0, "statusCode": 200, "statusReason": "OK", "keys": list})
+	return b
+}
+
+const gigyaInvalidAPIKey = `{"callId":"e5d1","errorCode":400093,"errorDetails":"Invalid ApiKey parameter","errorMessage":"Invalid ApiKey parameter","apiVersion":2,"statusCode":400,"statusReason":"Bad Request","time":"2024-01-01T00:00:00.000Z"}`
+
+func TestParseKeyDocument(t *testing.T) {
+	rsaK := newRSAKey(t, "r1", 0)
+	ec256 := newECKey(t, "e256", elliptic.P256(), "ES256")
+	ec384 := newECKey(t, "e384", elliptic.P384(), "ES384")
+	ec521 := newECKey(t, "e521", elliptic.P521(), "ES512")
+	ed := newEdKey(t, "ed")
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smallK := testKey{kid: "small", alg: "RS256", pub: &small.PublicKey}
+	enc := rsaK.jwk()
+	enc["use"] = "enc"
+	enc["kid"] = "enc"
+	hmac := map[string]any{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}
+	badN := rsaK.jwk()
+	badN["kid"], badN["n"] = "badn", "!!!"
+	badCurve := ec256.jwk()
+	badCurve["kid"], badCurve["crv"] = "bad-crv", "secp256k1"
+	offCurve := ec256.jwk()
+	offCurve["kid"], offCurve["y"] = "off", offCurve["x"]
+	algMismatch := rsaK.jwk()
+	algMismatch["kid"], algMismatch["alg"] = "alg-mismatch", "ES256"
+	mixed, _ := json.Marshal(map[string]any{"keys": []any{rsaK.jwk(), enc, hmac, smallK.jwk(), badN, badCurve, offCurve, algMismatch, "not an object"}})
+
+	tests := []struct {
+		name    string
+		doc     string
+		kids    []string // usable keys, in order
+		skipped int
+		err     string // substring of the error; "" for success
+	}{
+		{name: "plain JWKS", doc: string(jwksJSON(t, rsaK, ec256, ec384, ec521, ed)), kids: []string{"r1", "e256", "e384", "e521", "ed"}},
+		{name: "capitalised Keys member", doc: strings.Replace(string(jwksJSON(t, rsaK)), `"keys"`, `"Keys"`, 1), kids: []string{"r1"}},
+		{name: "capitalised key members", doc: `{"keys":[{"KTY":"OKP","Crv":"Ed25519","X":"` + ed.jwk()["x"].(string) + `","Kid":"ed"}]}`, kids: []string{"ed"}},
+		{name: "unknown members ignored", doc: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + ed.jwk()["x"].(string) + `","kid":"ed","x5t":"zz","extra":{"a":1}}],"other":true}`, kids: []string{"ed"}},
+		{name: "padded base64", doc: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + ed.jwk()["x"].(string) + `=","kid":"ed"}]}`, kids: []string{"ed"}},
+		{name: "mixed usable and unusable keys", doc: string(mixed), kids: []string{"r1"}, skipped: 8},
+		{name: "gigya V2 envelope", doc: string(gigyaV2(rsaK)), kids: []string{"r1"}},
+		{name: "gigya V1 bare key", doc: string(gigyaV1(rsaK)), kids: []string{"r1"}},
+		{name: "gigya error envelope", doc: gigyaInvalidAPIKey, err: "gigya errorCode 400093: Invalid ApiKey parameter"},
+		{name: "gigya errorCode as string", doc: `{"errorCode":"x","keys":[]}`, err: "errorCode is not a number"},
+		{name: "no usable key", doc: `{"keys":[{"kty":"oct","k":"AA"}]}`, skipped: 1, err: "no usable key"},
+		{name: "empty keys", doc: `{"keys":[]}`, err: "no usable key"},
+		{name: "keys not an array", doc: `{"keys":{}}`, err: "not an array"},
+		{name: "neither keys nor key", doc: `{"issuer":"x"}`, err: "no \"keys\" array"},
+		{name: "not JSON", doc: `<html>`, err: "not a JSON object"},
+		{name: "JSON null", doc: `null`, err: "not a JSON object"},
+		{name: "keys twice in different case", doc: `{"keys":[],"Keys":[]}`, err: "appears twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set, skipped, err := ParseKeyDocument([]byte(tc.doc))
+			if len(skipped) != tc.skipped {
+				t.Errorf("skipped %d keys (%v), want %d", len(skipped), skipped, tc.skipped)
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.KIDs(); !slices.Equal(got, tc.kids) {
+				t.Fatalf("kids = %v, want %v", got, tc.kids)
+			}
+		})
+	}
+}
+
+func TestGigyaErrorCarriesCallID(t *testing.T) {
+	_, _, err := ParseKeyDocument([]byte(gigyaInvalidAPIKey))
+	var gerr *GigyaError
+	if !errors.As(err, &gerr) || gerr.Code != 400093 || gerr.CallID != "e5d1" {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestGigyaKeyURL(t *testing.T) {
+	tests := []struct {
+		dc, want, err string
+	}{
+		{dc: "", want: "https://accounts.us1.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "eu1", want: "https://accounts.eu1.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "AU1", want: "https://accounts.au1.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "eu2", want: "https://accounts.eu2.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "ru1", want: "https://accounts.ru1.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "global", want: "https://accounts.global.gigya.com/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "cn1", want: "https://accounts.cn1.sapcdm.cn/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "cn1.gigya-api.cn", want: "https://accounts.cn1.gigya-api.cn/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "http://127.0.0.1:8080/", want: "http://127.0.0.1:8080/accounts.getJWTPublicKey?apiKey=3_a%2Bb&V2=true"},
+		{dc: "xx9", err: "unknown data_center"},
+		{dc: "evil.com/path", err: "not a domain"},
+		{dc: "https://", err: "not a valid URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.dc, func(t *testing.T) {
+			got, err := gigyaKeyURL("3_a+b", tc.dc)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSourcesFetch fetches each kind of source from loopback servers.
+func TestSourcesFetch(t *testing.T) {
+	k := newRSAKey(t, "k1", 0)
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+
+	t.Run("gigya V2 answer", func(t *testing.T) {
+		seen := make(chan string, 1)
+		srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.URL.Path + "?" + r.URL.RawQuery + " " + r.UserAgent()
+			_, _ = w.Write(gigyaV2(k))
+		})
+		u, _ := gigyaKeyURL("3_site", srv.URL)
+		res, err := (&jwksSource{url: u, client: client}).fetch(context.Background())
+		if err != nil || res.set.Len() != 1 {
+			t.Fatalf("fetch: %v", err)
+		}
+		if got, want := <-seen, "/accounts.getJWTPublicKey?apiKey=3_site&V2=true caddy-idtoken/"+Version; got != want {
+			t.Fatalf("request %q, want %q", got, want)
+		}
+	})
+	t.Run("gigya V1 answer", func(t *testing.T) {
+		is := newIssuer(t, gigyaV1(k))
+		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		if err != nil || res.set.KIDs()[0] != "k1" {
+			t.Fatalf("fetch: %v", err)
+		}
+	})
+	t.Run("gigya error envelope with HTTP 200", func(t *testing.T) {
+		is := newIssuer(t, []byte(gigyaInvalidAPIKey))
+		_, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		var gerr *GigyaError
+		if !errors.As(err, &gerr) || gerr.Code != 400093 {
+			t.Fatalf("err = %v, want gigya 400093", err)
+		}
+	})
+	t.Run("HTTP error status", func(t *testing.T) {
+		is := newIssuer(t, jwksJSON(t, k))
+		is.serve(http.StatusInternalServerError, []byte("oops"))
+		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("oversized body", func(t *testing.T) {
+		is := newIssuer(t, []byte(`{"keys":[` + strings.Repeat(" ", maxDocumentSize) + `]}`))
+		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("cache-control max-age", func(t *testing.T) {
+		is := newIssuer(t, jwksJSON(t, k))
+		is.setHeader("Cache-Control", "public, max-age=600")
+		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		if err != nil || res.maxAge != 10*time.Minute {
+			t.Fatalf("maxAge = %v, err %v", res.maxAge, err)
+		}
+	})
+	t.Run("jwks file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "jwks.json")
+		if err := os.WriteFile(path, jwksJSON(t, k), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := (&fileSource{path: path}).fetch(context.Background()); err != nil || res.set.Len() != 1 {
+			t.Fatalf("fetch: %v", err)
+		}
+		if _, err := (&fileSource{path: path + ".missing"}).fetch(context.Background()); err == nil {
+			t.Fatal("missing file accepted")
+		}
+	})
+}
+
+func TestOIDCDiscovery(t *testing.T) {
+	k := newRSAKey(t, "k1", 0)
+	client := newHTTPClient()
+	defer client.CloseIdleConnections()
+
+	// op serves discovery and a JWKS; issuer lets a test lie about the issuer.
+	type op struct {
+		sync.Mutex
+		discovery, jwks int
+		issuer          string
+		jwksPath        string
+	}
+	start := func(t *testing.T, o *op) string {
+		srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+			o.Lock()
+			defer o.Unlock()
+			switch r.URL.Path {
+			case "/tenant/.well-known/openid-configuration":
+				o.discovery++
+				iss := o.issuer
+				if iss == "" {
+					iss = "http://" + r.Host + "/tenant"
+				}
+				fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":"http://%s%s","id_token_signing_alg_values_supported":["RS256"]}`, iss, r.Host, o.jwksPath)
+			case o.jwksPath:
+				o.jwks++
+				_, _ = w.Write(jwksJSON(t, k))
+			default:
+				http.NotFound(w, r)
+			}
+		})
+		return srv.URL + "/tenant"
+	}
+
+	t.Run("discovers jwks_uri and issuer", func(t *testing.T) {
+		o := &op{jwksPath: "/tenant/oauth2/jwks"}
+		issuerURL := start(t, o)
+		src := &discoverySource{issuer: issuerURL + "/", client: client} // trailing slash aside
+		for range 2 {
+			res, err := src.fetch(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.set.Issuer != issuerURL {
+				t.Fatalf("issuer = %q, want %q", res.set.Issuer, issuerURL)
+			}
+		}
+		o.Lock()
+		defer o.Unlock()
+		if o.discovery != 1 || o.jwks != 2 {
+			t.Fatalf("discovery fetched %d times, jwks %d; want 1 and 2", o.discovery, o.jwks)
+		}
+	})
+	t.Run("issuer mismatch is a failed fetch", func(t *testing.T) {
+		o := &op{jwksPath: "/jwks", issuer: "https://evil.test/tenant"}
+		src := &discoverySource{issuer: start(t, o), client: client}
+		if _, err := src.fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("moved jwks_uri is rediscovered", func(t *testing.T) {
+		o := &op{jwksPath: "/jwks-1"}
+		src := &discoverySource{issuer: start(t, o), client: client}
+		if _, err := src.fetch(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		o.Lock()
+		o.jwksPath = "/jwks-2" // the old path now 404s
+		o.Unlock()
+		if _, err := src.fetch(context.Background()); err != nil {
+			t.Fatalf("after move: %v", err)
+		}
+		o.Lock()
+		defer o.Unlock()
+		if o.discovery != 2 || !strings.HasSuffix(src.jwksURI, "/jwks-2") {
+			t.Fatalf("discovery %d times, jwks_uri %q", o.discovery, src.jwksURI)
+		}
+	})
+}
+
+func TestMaxAge(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"":                         0,
+		"max-age=60":               time.Minute,
+		"public, MAX-AGE=\"3600\"": time.Hour,
+		"no-store":                 0,
+		"max-age=-5":               0,
+		"max-age=abc":              0,
+	} {
+		if got := maxAge(in); got != want {
+			t.Errorf("maxAge(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,256 @@
+package idtoken
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// fakeClock is a clock tests move forward instead of sleeping.
+type fakeClock struct{ offset atomic.Int64 }
+
+func (c *fakeClock) now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
+
+// startKeySet starts a key set on url with a log observer; it is stopped
+// when the test ends.
+func startKeySet(t *testing.T, kind, location string, minRefresh time.Duration, clock *fakeClock) (*RefreshingKeySet, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	logger := zap.New(core)
+	s, err := newRefreshingKeySet(keySetConfig{kind: kind, location: location, minRefresh: minRefresh},
+		func() *zap.Logger { return logger }, clock.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Destruct() })
+	return s, logs
+}
+
+// waitLoaded waits for the first fetch.
+func waitLoaded(t *testing.T, s *RefreshingKeySet) *KeySet {
+	t.Helper()
+	set := s.Refresh(context.Background())
+	if set == nil {
+		t.Fatal("key set did not load")
+	}
+	return set
+}
+
+func TestKeyRotationPickedUpByRefetch(t *testing.T) {
+	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
+	is := newIssuer(t, jwksJSON(t, k1))
+	clock := &fakeClock{}
+	s, _ := startKeySet(t, "jwks_url", is.URL, time.Minute, clock)
+	if waitLoaded(t, s).Lookup("k2") != nil {
+		t.Fatal("k2 present before rotation")
+	}
+
+	is.serve(http.StatusOK, jwksJSON(t, k2)) // issuer rotates: k1 removed, k2 added
+	if set := s.Refresh(context.Background()); set.Lookup("k2") != nil {
+		t.Fatal("refetch within min_refresh_interval was not refused")
+	}
+	clock.advance(time.Minute)
+	set := s.Refresh(context.Background())
+	if set.Lookup("k2") == nil || set.Lookup("k1") != nil {
+		t.Fatalf("after refetch kids = %v, want [k2]", set.KIDs())
+	}
+	if got := is.hits.Load(); got != 2 {
+		t.Fatalf("issuer hit %d times, want 2", got)
+	}
+}
+
+func TestUnknownKIDFloodSharesOneFetch(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	clock := &fakeClock{}
+	s, _ := startKeySet(t, "jwks_url", is.URL, time.Hour, clock)
+	waitLoaded(t, s)
+
+	flood := func() {
+		var wg sync.WaitGroup
+		for range 200 {
+			wg.Go(func() { s.Refresh(context.Background()) })
+		}
+		wg.Wait()
+	}
+	// Within min_refresh_interval of the first fetch: no fetch at all.
+	flood()
+	if got := is.hits.Load(); got != 1 {
+		t.Fatalf("flood inside the rate floor caused %d fetches, want none", got-1)
+	}
+	// Past it, with the issuer slow: 200 concurrent triggers share one fetch.
+	clock.advance(2 * time.Hour)
+	block := make(chan struct{})
+	is.mu.Lock()
+	is.blocked = block
+	is.mu.Unlock()
+	go func() {
+		for s.Fetches() < 1 || is.hits.Load() < 2 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // let the rest of the flood queue up
+		close(block)
+	}()
+	flood()
+	if got := is.hits.Load(); got != 2 {
+		t.Fatalf("flood past the rate floor caused %d fetches, want 1", got-1)
+	}
+}
+
+func TestIssuerDownKeepsKeys(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	clock := &fakeClock{}
+	s, logs := startKeySet(t, "jwks_url", is.URL, time.Second, clock)
+	before := waitLoaded(t, s)
+
+	for _, status := range []int{http.StatusInternalServerError, http.StatusServiceUnavailable} {
+		is.serve(status, []byte("down"))
+		clock.advance(time.Minute)
+		if after := s.Refresh(context.Background()); after != before {
+			t.Fatalf("HTTP %d replaced the key set", status)
+		}
+	}
+	is.serve(http.StatusOK, []byte(gigyaInvalidAPIKey))
+	clock.advance(time.Minute)
+	if after := s.Refresh(context.Background()); after != before {
+		t.Fatal("gigya error envelope replaced the key set")
+	}
+	warnings := logs.FilterMessage("fetching key set failed; keeping previous keys").All()
+	if len(warnings) != 3 {
+		t.Fatalf("%d warnings logged, want 3", len(warnings))
+	}
+	if reason := warnings[2].ContextMap()["error"]; reason == nil {
+		t.Fatal("warning does not say why")
+	}
+
+	v, _ := NewVerifier(Policy{Algorithms: []string{"RS256"}})
+	if _, rej := verifyString(v, sign(t, k1, with(validClaims(), map[string]any{"exp": time.Now().Add(time.Hour).Unix()}), nil), s.Current(), time.Now()); rej != nil {
+		t.Fatalf("token refused while issuer down: %v", rej)
+	}
+}
+
+func TestFailedFirstFetchRetriesWithBackoff(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	is.serve(http.StatusServiceUnavailable, nil)
+	s, _ := startKeySet(t, "jwks_url", is.URL, time.Hour, &fakeClock{})
+	if s.Refresh(context.Background()) != nil {
+		t.Fatal("loaded from a failing issuer")
+	}
+	is.serve(http.StatusOK, jwksJSON(t, k1))
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Current() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no retry within 5s of a failed first fetch")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestUnreachableIssuerAnswersQuickly(t *testing.T) {
+	is := newIssuer(t, nil)
+	url := is.URL
+	is.Close() // nothing listens there any more
+	s, _ := startKeySet(t, "jwks_url", url, time.Hour, &fakeClock{})
+	start := time.Now()
+	if s.Refresh(context.Background()) != nil {
+		t.Fatal("key set from a closed port")
+	}
+	if waited := time.Since(start); waited > fetchTimeout {
+		t.Fatalf("waited %v, more than the fetch timeout", waited)
+	}
+}
+
+func TestSharedKeySetFetchesOnce(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: time.Second}
+	nop := func() *zap.Logger { return zap.NewNop() }
+	a, err := acquireKeySet(cfg, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := acquireKeySet(cfg, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Fatal("same source gave two key sets")
+	}
+	waitLoaded(t, a)
+	otherCfg := keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: 2 * time.Second}
+	other, err := acquireKeySet(otherCfg, nop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == a {
+		t.Fatal("different refresh settings share a key set")
+	}
+	waitLoaded(t, other)
+	if got := is.hits.Load(); got != 2 {
+		t.Fatalf("issuer hit %d times, want 2 (one per distinct set)", got)
+	}
+	for _, c := range []keySetConfig{cfg, cfg, otherCfg} {
+		if err := releaseKeySet(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range []*RefreshingKeySet{a, other} {
+		select {
+		case <-s.done:
+		case <-time.After(time.Second):
+			t.Fatal("refresh goroutine still running after the last release")
+		}
+	}
+}
+
+func TestRefreshAfter(t *testing.T) {
+	tests := []struct {
+		name     string
+		interval time.Duration
+		maxAge   time.Duration
+		want     time.Duration
+	}{
+		{"default", 0, 0, time.Hour},
+		{"configured wins over max-age", 5 * time.Minute, time.Hour, 5 * time.Minute},
+		{"max-age used", 0, 2 * time.Hour, 2 * time.Hour},
+		{"max-age clamped up", 0, 5 * time.Second, time.Minute},
+		{"max-age clamped down", 0, 72 * time.Hour, 24 * time.Hour},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &RefreshingKeySet{interval: tc.interval}
+			if got := s.refreshAfter(tc.maxAge); got != tc.want {
+				t.Fatalf("refreshAfter = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestJWKSFileLoadsSynchronously(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, k1))
+	s, _ := startKeySet(t, "jwks_file", path, time.Second, &fakeClock{})
+	if s.Current() == nil {
+		t.Fatal("jwks_file not loaded at construction")
+	}
+	for name, content := range map[string]string{"missing": "", "no usable key": `{"keys":[{"kty":"oct","k":"AA"}]}`} {
+		p := t.TempDir() + "/jwks.json"
+		if content != "" {
+			writeFile(t, p, []byte(content))
+		}
+		if _, err := newRefreshingKeySet(keySetConfig{kind: "jwks_file", location: p}, zap.NewNop, time.Now); err == nil {
+			t.Errorf("%s: jwks_file accepted", name)
+		}
+	}
+}

@@ -1,0 +1,206 @@
+package idtoken
+
+import (
+	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// signRaw signs arbitrary header and payload bytes, for tokens golang-jwt
+// would refuse to build.
+func signRaw(t testing.TB, k testKey, header, payload string) string {
+	t.Helper()
+	input := b64u([]byte(header)) + "." + b64u([]byte(payload))
+	sig, err := jwt.GetSigningMethod(k.alg).Sign(input, k.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + b64u(sig)
+}
+
+func TestVerifyRejectionMatrix(t *testing.T) {
+	rsa1 := newRSAKey(t, "k1", 0)
+	other := newRSAKey(t, "k1", 1) // same kid, different key: a forgery attempt
+	ec := newECKey(t, "ec1", elliptic.P256(), "ES256")
+	ed := newEdKey(t, "ed1")
+	keys := mustParse(t, jwksJSON(t, rsa1, ec, ed))
+	single := mustParse(t, jwksJSON(t, rsa1))
+
+	base := Policy{
+		Algorithms: []string{"RS256", "ES256", "EdDSA"},
+		Issuers:    []string{"https://issuer.test"},
+		Audiences:  []string{"client-1", "client-2"},
+		Leeway:     60 * time.Second,
+		Require: []ClaimRequirement{
+			{Claim: "groups", Values: []string{"admin", "ops"}},
+			{Claim: "email_verified", Values: []string{"true"}},
+		},
+	}
+	good := with(validClaims(), map[string]any{"groups": []string{"staff", "admin"}, "email_verified": true})
+	now := testNow.Unix()
+	noKID := rsa1
+	noKID.kid = ""
+	rsaAsEC := rsa1
+	rsaAsEC.kid = "ec1"
+	pubDER, err := x509.MarshalPKIXPublicKey(rsa1.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	hmacConfused := testKey{kid: "k1", alg: "HS256", priv: pubPEM}
+	valid := sign(t, rsa1, good, nil)
+	parts := strings.Split(valid, ".")
+	goodJSON, _ := json.Marshal(good)
+
+	tests := []struct {
+		name   string
+		token  string
+		set    *KeySet
+		policy func(*Policy)
+		status int    // 0: accepted
+		reason string // expected rejection reason
+	}{
+		{name: "valid RS256", token: valid},
+		{name: "valid ES256", token: sign(t, ec, good, nil)},
+		{name: "valid EdDSA", token: sign(t, ed, good, nil)},
+		{name: "jku and x5u headers are ignored", token: sign(t, rsa1, good, map[string]any{"jku": "http://127.0.0.1:1/evil", "x5u": "http://127.0.0.1:1/x"})},
+		{name: "no kid with single-key set", token: sign(t, noKID, good, nil), set: single},
+		{name: "exp within leeway", token: sign(t, rsa1, with(good, map[string]any{"exp": now - 30}), nil)},
+		{name: "nbf within leeway", token: sign(t, rsa1, with(good, map[string]any{"nbf": now + 30}), nil)},
+		{name: "aud array containing allowed", token: sign(t, rsa1, with(good, map[string]any{"aud": []string{"x", "client-2"}}), nil)},
+		{name: "fractional exp", token: sign(t, rsa1, with(good, map[string]any{"exp": float64(now) + 100.5}), nil)},
+
+		{name: "too long", token: strings.Repeat("a", MaxTokenLength+1), status: 401, reason: ReasonTooLong},
+		{name: "two parts", token: parts[0] + "." + parts[1], status: 401, reason: ReasonMalformed},
+		{name: "four parts", token: valid + ".x", status: 401, reason: ReasonMalformed},
+		{name: "header not base64", token: "!!!." + parts[1] + "." + parts[2], status: 401, reason: ReasonMalformed},
+		{name: "header not JSON", token: b64u([]byte("nope")) + "." + parts[1] + "." + parts[2], status: 401, reason: ReasonMalformed},
+		{name: "header JSON array", token: b64u([]byte(`["RS256"]`)) + "." + parts[1] + "." + parts[2], status: 401, reason: ReasonMalformed},
+		{name: "padded signature", token: valid + "==", status: 401, reason: ReasonMalformed},
+		{name: "empty signature", token: parts[0] + "." + parts[1] + ".", status: 401, reason: ReasonMalformed},
+		{name: "payload is an array", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, `[1,2]`), status: 401, reason: ReasonMalformed},
+		{name: "payload is null", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, `null`), status: 401, reason: ReasonMalformed},
+		{name: "payload with trailing data", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, string(goodJSON)+`{}`), status: 401, reason: ReasonMalformed},
+		{name: "alg none", token: b64u([]byte(`{"alg":"none","kid":"k1"}`)) + "." + parts[1] + ".", status: 401, reason: ReasonAlg},
+		{name: "alg none with signature", token: b64u([]byte(`{"alg":"none","kid":"k1"}`)) + "." + parts[1] + "." + parts[2], status: 401, reason: ReasonAlg},
+		{name: "alg confusion HS256 keyed with RSA public key", token: sign(t, hmacConfused, good, nil), status: 401, reason: ReasonAlg},
+		{name: "alg not in allow-list", token: sign(t, testKey{kid: "k1", alg: "RS384", priv: rsa1.priv}, good, nil), status: 401, reason: ReasonAlg},
+		{name: "crit header", token: sign(t, rsa1, good, map[string]any{"crit": []string{"exp"}}), status: 401, reason: ReasonCrit},
+		{name: "unknown kid", token: sign(t, testKey{kid: "nope", alg: "RS256", priv: rsa1.priv}, good, nil), status: 401, reason: ReasonUnknownKID},
+		{name: "no kid with several keys", token: sign(t, noKID, good, nil), status: 401, reason: ReasonNoKID},
+		{name: "kid of a key of another type", token: sign(t, rsaAsEC, good, nil), status: 401, reason: ReasonKeyMismatch},
+		{name: "signed by another key", token: sign(t, other, good, nil), status: 401, reason: ReasonSignature},
+		{name: "tampered payload", token: parts[0] + "." + b64u([]byte(strings.Replace(string(goodJSON), "user-123", "admin", 1))) + "." + parts[2], status: 401, reason: ReasonSignature},
+		{name: "missing exp", token: sign(t, rsa1, with(good, map[string]any{"exp": nil}), nil), status: 401, reason: ReasonNoExp},
+		{name: "exp not a number", token: sign(t, rsa1, with(good, map[string]any{"exp": "tomorrow"}), nil), status: 401, reason: ReasonMalformed},
+		{name: "expired beyond leeway", token: sign(t, rsa1, with(good, map[string]any{"exp": now - 61}), nil), status: 401, reason: ReasonExpired},
+		{name: "expired with zero leeway", token: sign(t, rsa1, with(good, map[string]any{"exp": now}), nil), policy: func(p *Policy) { p.Leeway = 0 }, status: 401, reason: ReasonExpired},
+		{name: "nbf in the future", token: sign(t, rsa1, with(good, map[string]any{"nbf": now + 61}), nil), status: 401, reason: ReasonNotYetValid},
+		{name: "iat in the future", token: sign(t, rsa1, with(good, map[string]any{"iat": now + 120}), nil), status: 401, reason: ReasonIssuedFuture},
+		{name: "wrong iss", token: sign(t, rsa1, with(good, map[string]any{"iss": "https://evil.test"}), nil), status: 401, reason: ReasonIssuer},
+		{name: "missing iss", token: sign(t, rsa1, with(good, map[string]any{"iss": nil}), nil), status: 401, reason: ReasonIssuer},
+		{name: "wrong aud", token: sign(t, rsa1, with(good, map[string]any{"aud": "client-9"}), nil), status: 401, reason: ReasonAudience},
+		{name: "aud array without allowed", token: sign(t, rsa1, with(good, map[string]any{"aud": []string{"a", "b"}}), nil), status: 401, reason: ReasonAudience},
+		{name: "gigya apiKey mismatch", token: sign(t, rsa1, with(good, map[string]any{"apiKey": "3_other"}), nil), policy: func(p *Policy) { p.APIKey = "3_site" }, status: 401, reason: ReasonAPIKey},
+		{name: "gigya apiKey missing", token: valid, policy: func(p *Policy) { p.APIKey = "3_site" }, status: 401, reason: ReasonAPIKey},
+		{name: "gigya apiKey match", token: sign(t, rsa1, with(good, map[string]any{"apiKey": "3_site"}), nil), policy: func(p *Policy) { p.APIKey = "3_site" }},
+		{name: "require array lacks value", token: sign(t, rsa1, with(good, map[string]any{"groups": []string{"staff"}}), nil), status: 403, reason: ReasonRequire},
+		{name: "require claim missing", token: sign(t, rsa1, with(good, map[string]any{"groups": nil}), nil), status: 403, reason: ReasonRequire},
+		{name: "require second line fails", token: sign(t, rsa1, with(good, map[string]any{"email_verified": false}), nil), status: 403, reason: ReasonRequire},
+		{name: "require scalar equals", token: sign(t, rsa1, with(good, map[string]any{"groups": "ops"}), nil)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := base
+			if tc.policy != nil {
+				tc.policy(&p)
+			}
+			v, err := NewVerifier(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			set := keys
+			if tc.set != nil {
+				set = tc.set
+			}
+			claims, rej := verifyString(v, tc.token, set, testNow)
+			if tc.status == 0 {
+				if rej != nil {
+					t.Fatalf("rejected with %d %q, want accepted", rej.Status, rej.Reason)
+				}
+				if claims.Subject() != "user-123" {
+					t.Fatalf("subject = %q", claims.Subject())
+				}
+				return
+			}
+			if rej == nil {
+				t.Fatalf("accepted, want %d %q", tc.status, tc.reason)
+			}
+			if rej.Status != tc.status || rej.Reason != tc.reason {
+				t.Fatalf("got %d %q, want %d %q", rej.Status, rej.Reason, tc.status, tc.reason)
+			}
+		})
+	}
+}
+
+// verifyString runs Parse and Verify as the handler does.
+func verifyString(v *Verifier, raw string, keys *KeySet, now time.Time) (*Claims, *Rejection) {
+	tok, rej := v.Parse(raw)
+	if rej != nil {
+		return nil, rej
+	}
+	return v.Verify(tok, keys, now)
+}
+
+func mustParse(t testing.TB, doc []byte) *KeySet {
+	t.Helper()
+	set, skipped, err := ParseKeyDocument(doc)
+	if err != nil || len(skipped) > 0 {
+		t.Fatalf("ParseKeyDocument: %v (skipped %v)", err, skipped)
+	}
+	return set
+}
+
+func TestVerifyIssuerFromKeySet(t *testing.T) {
+	k := newRSAKey(t, "k1", 0)
+	set := mustParse(t, jwksJSON(t, k))
+	set.Issuer = "https://op.test"
+	v, err := NewVerifier(Policy{Algorithms: []string{"RS256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		iss  any
+		want bool
+	}{{"https://op.test", true}, {"https://op.test/", false}, {nil, false}, {"https://other.test", false}} {
+		_, rej := verifyString(v, sign(t, k, with(validClaims(), map[string]any{"iss": tc.iss}), nil), set, testNow)
+		if (rej == nil) != tc.want {
+			t.Errorf("iss %v: rejection %v, want accepted=%v", tc.iss, rej, tc.want)
+		}
+	}
+}
+
+func TestVerifyDuplicateKIDTriesEachKey(t *testing.T) {
+	a, b := newRSAKey(t, "dup", 0), newRSAKey(t, "dup", 1)
+	set := mustParse(t, jwksJSON(t, a, b))
+	v, _ := NewVerifier(Policy{Algorithms: []string{"RS256"}})
+	for _, k := range []testKey{a, b} {
+		if _, rej := verifyString(v, sign(t, k, validClaims(), nil), set, testNow); rej != nil {
+			t.Errorf("key %p: %v", k.priv, rej)
+		}
+	}
+}
+
+func TestNewVerifierRefusesSymmetricAndNone(t *testing.T) {
+	for _, alg := range []string{"HS256", "HS512", "none", "", "RS1"} {
+		if _, err := NewVerifier(Policy{Algorithms: []string{alg}}); err == nil {
+			t.Errorf("NewVerifier(%q) accepted", alg)
+		}
+	}
+}
