@@ -198,7 +198,7 @@ func TestSourcesFetch(t *testing.T) {
 		}
 	})
 	t.Run("oversized body", func(t *testing.T) {
-		is := newIssuer(t, []byte(`{"keys":[` + strings.Repeat(" ", maxDocumentSize) + `]}`))
+		is := newIssuer(t, []byte(`{"keys":[`+strings.Repeat(" ", maxDocumentSize)+`]}`))
 		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("err = %v", err)
 		}

@@ -16,7 +16,7 @@ import (
 // fakeClock is a clock tests move forward instead of sleeping.
 type fakeClock struct{ offset atomic.Int64 }
 
-func (c *fakeClock) now() time.Time           { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *fakeClock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
 func (c *fakeClock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // startKeySet starts a key set on url with a log observer; it is stopped
