@@ -1,0 +1,171 @@
+package idtoken
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func dur(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	tests := []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{
+			name:  "gigya with every subdirective",
+			input: `idtoken {
+				api_key 3_abc
+				data_center eu1
+				issuer https://a.test https://b.test
+				audience app1 app2
+				algorithms RS256 ES256
+				leeway 30s
+				require groups admin ops
+				require email_verified true
+				from_cookie id_token
+				from_header X-Id-Token
+				from_query token
+				optional
+				realm example
+				refresh_interval 2h
+				min_refresh_interval 30s
+			}`,
+			want: Handler{
+				APIKey: "3_abc", DataCenter: "eu1",
+				Issuer: []string{"https://a.test", "https://b.test"}, Audience: []string{"app1", "app2"},
+				Algorithms: []string{"RS256", "ES256"}, Leeway: dur(30 * time.Second),
+				Require: []ClaimRequirement{{"groups", []string{"admin", "ops"}}, {"email_verified", []string{"true"}}},
+				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
+				Optional:     true, Realm: "example",
+				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
+			},
+		},
+		{name: "oidc issuer", input: "idtoken {\n oidc_issuer https://op.test/tenant\n}", want: Handler{OIDCIssuer: "https://op.test/tenant"}},
+		{name: "jwks url", input: "idtoken {\n jwks_url https://op.test/oauth2/jwks\n}", want: Handler{JWKSURL: "https://op.test/oauth2/jwks"}},
+		{name: "jwks file", input: "idtoken {\n jwks_file /etc/jwks.json\n}", want: Handler{JWKSFile: "/etc/jwks.json"}},
+		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{JWKSFile: "x", Leeway: dur(0)}},
+		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}},
+		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, tc.want) {
+				t.Fatalf("got  %+v\nwant %+v", h, tc.want)
+			}
+		})
+	}
+}
+
+// TestCaddyfileErrors adapts whole Caddyfiles, as `caddy adapt` does, and
+// checks that each mistake is reported with the file and line it is on.
+func TestCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, block, want string
+		line             int
+	}{
+		{"unknown subdirective", "jwks_file x\n\tbogus 1", `unrecognized idtoken subdirective "bogus"`, 4},
+		{"missing argument", "jwks_file", "jwks_file: missing argument", 3},
+		{"too many arguments", "jwks_file a b", "jwks_file: too many arguments", 3},
+		{"unparsable duration", "jwks_file x\n\tleeway soon", `leeway: invalid duration "soon"`, 4},
+		{"negative duration", "jwks_file x\n\trefresh_interval -1s", "must not be negative", 4},
+		{"two key sources", "jwks_file x\n\tapi_key k", "api_key: only one key source may be set (jwks_file was set already)", 4},
+		{"no key source", "audience a", "one key source is required", 2},
+		{"data_center without api_key", "jwks_file x\n\tdata_center eu1", "data_center needs api_key", 2},
+		{"unknown data center", "api_key k\n\tdata_center mars1", `unknown data_center "mars1"`, 4},
+		{"algorithm none", "jwks_file x\n\talgorithms RS256 none", `algorithm "none" is not allowed`, 4},
+		{"algorithm HS256", "jwks_file x\n\talgorithms HS256", `algorithm "HS256" is not allowed`, 4},
+		{"unknown algorithm", "jwks_file x\n\talgorithms RS257", `unsupported algorithm "RS257"`, 4},
+		{"require without value", "jwks_file x\n\trequire groups", "require: want <claim> <value>", 4},
+		{"optional with argument", "jwks_file x\n\toptional yes", "wrong argument count", 4},
+		{"leeway too large", "jwks_file x\n\tleeway 1h", "leeway must be between 0 and 10m", 2},
+		{"oidc issuer not a URL", "oidc_issuer op.test", "is not an http(s) URL", 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			input := "http://localhost {\n\tidtoken {\n\t" + tc.block + "\n\t}\n\trespond ok\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+			if err == nil {
+				t.Fatal("adapted without error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			if where := "Caddyfile:" + itoa(tc.line); !strings.Contains(err.Error(), where) {
+				t.Fatalf("error %q does not name %s", err, where)
+			}
+		})
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestDirectiveOrder checks idtoken runs before request_header, reverse_proxy,
+// file_server and respond without an order line.
+func TestDirectiveOrder(t *testing.T) {
+	input := `http://localhost {
+		respond "hi"
+		request_header X-User-Id {http.auth.user.id}
+		file_server
+		idtoken {
+			jwks_file /tmp/x.json
+		}
+	}`
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	auth := strings.Index(s, `"handler":"idtoken"`)
+	if auth < 0 {
+		t.Fatalf("no idtoken handler in %s", s)
+	}
+	for _, other := range []string{`"handler":"headers"`, `"handler":"file_server"`, `"handler":"static_response"`} {
+		if i := strings.Index(s, other); i < 0 || i < auth {
+			t.Errorf("%s is not after idtoken in %s", other, s)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	h := Handler{APIKey: "3_k"}
+	p, err := h.policy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(p.Algorithms, []string{"RS256"}) || p.Leeway != 60*time.Second || p.APIKey != "3_k" {
+		t.Fatalf("policy defaults = %+v", p)
+	}
+	if want := []string{"https://fidm.gigya.com/jwt/3_k/", "https://fidm.gigya.com/jwt/3_k"}; !reflect.DeepEqual(p.Issuers, want) {
+		t.Fatalf("gigya issuers = %v, want %v", p.Issuers, want)
+	}
+	cfg, err := h.keySetConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.location != "https://accounts.us1.gigya.com/accounts.getJWTPublicKey?apiKey=3_k&V2=true" || cfg.minRefresh != 10*time.Second || cfg.refreshInterval != 0 {
+		t.Fatalf("key set defaults = %+v", cfg)
+	}
+
+	h = Handler{APIKey: "3_k", Issuer: []string{"https://custom"}}
+	if p, _ := h.policy(); !reflect.DeepEqual(p.Issuers, []string{"https://custom"}) || p.APIKey != "3_k" {
+		t.Fatalf("issuer override = %+v; apiKey must still be checked", p)
+	}
+	h = Handler{JWKSURL: "https://x.test/jwks"}
+	if p, _ := h.policy(); p.Issuers != nil || p.APIKey != "" {
+		t.Fatalf("jwks_url must not default an issuer: %+v", p)
+	}
+}

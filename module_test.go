@@ -1,0 +1,238 @@
+package idtoken
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+)
+
+func TestMain(m *testing.M) {
+	// Caddy keeps its data and autosaved config under these; keep them out of $HOME.
+	dir, err := os.MkdirTemp("", "idtoken-test")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_DATA_HOME", dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		// Every key set goroutine and connection must be gone once handlers are cleaned up.
+		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// provisioned returns a handler provisioned as Caddy would, cleaned up when
+// the test ends.
+func provisioned(t *testing.T, h *Handler) *Handler {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.logger = zap.NewNop()
+	h.now = func() time.Time { return testNow }
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h
+}
+
+// serve runs one request through h; next writes the placeholders it sees
+// (an unknown placeholder would stay literal).
+func serve(h *Handler, r *http.Request) (*httptest.ResponseRecorder, error) {
+	repl := caddy.NewReplacer()
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+	r = r.WithContext(ctx)
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		_, err := w.Write([]byte(repl.ReplaceKnown("{http.auth.user.id}|{http.auth.jwt.email}|{http.auth.jwt.address.country}|{http.auth.jwt.missing}", "")))
+		return err
+	})
+	return w, h.ServeHTTP(w, r, next)
+}
+
+func TestServeHTTP(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, k1))
+	claims := with(validClaims(), map[string]any{"email": "a@example.com", "address": map[string]any{"country": "DE"}, "role": "user"})
+	good := sign(t, k1, claims, nil)
+	expired := sign(t, k1, with(claims, map[string]any{"exp": testNow.Add(-time.Hour).Unix()}), nil)
+
+	tests := []struct {
+		name      string
+		handler   Handler
+		prepare   func(r *http.Request)
+		status    int    // 0: passed on to next
+		body      string // next's output when passed on
+		challenge string // WWW-Authenticate on rejection
+	}{
+		{
+			name: "bearer token passes with placeholders", prepare: bearer(good),
+			body: "user-123|a@example.com|DE|",
+		},
+		{
+			name: "no token", prepare: func(*http.Request) {},
+			status: 401, challenge: `Bearer realm="example.com"`,
+		},
+		{
+			name: "other auth scheme is no token", prepare: header("Authorization", "Basic dTpw"),
+			status: 401, challenge: `Bearer realm="example.com"`,
+		},
+		{
+			name: "expired token", prepare: bearer(expired),
+			status: 401, challenge: `Bearer realm="example.com", error="invalid_token", error_description="token expired"`,
+		},
+		{
+			name: "garbage token", prepare: bearer("not-a-jwt"),
+			status: 401, challenge: `Bearer realm="example.com", error="invalid_token", error_description="malformed token"`,
+		},
+		{
+			name: "require fails with 403", handler: Handler{Require: []ClaimRequirement{{"role", []string{"admin"}}}}, prepare: bearer(good),
+			status: 403, challenge: `Bearer realm="example.com", error="insufficient_scope", error_description="required claim not satisfied"`,
+		},
+		{
+			name: "configured realm", handler: Handler{Realm: `my "realm"`}, prepare: func(*http.Request) {},
+			status: 401, challenge: `Bearer realm="my \"realm\""`,
+		},
+		{
+			name: "cookie source", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}}},
+			prepare: func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "id_token", Value: good}) },
+			body:    "user-123|a@example.com|DE|",
+		},
+		{
+			name: "query source", handler: Handler{TokenSources: []TokenSource{{Query: "t"}}},
+			prepare: func(r *http.Request) { r.URL.RawQuery = "t=" + good },
+			body:    "user-123|a@example.com|DE|",
+		},
+		{
+			name: "custom header strips Bearer", handler: Handler{TokenSources: []TokenSource{{Header: "X-Id-Token"}}},
+			prepare: header("X-Id-Token", "Bearer "+good),
+			body:    "user-123|a@example.com|DE|",
+		},
+		{
+			name: "first present source wins", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}}},
+			prepare: func(r *http.Request) {
+				r.Header.Set("X-Id-Token", expired)
+				r.AddCookie(&http.Cookie{Name: "id_token", Value: good})
+			},
+			body: "user-123|a@example.com|DE|",
+		},
+		{
+			name: "configured sources exclude Authorization", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}}},
+			prepare: bearer(good),
+			status:  401, challenge: `Bearer realm="example.com"`,
+		},
+		{
+			name: "optional without token passes anonymously", handler: Handler{Optional: true},
+			prepare: func(*http.Request) {}, body: "|||",
+		},
+		{
+			name: "optional with invalid token is refused", handler: Handler{Optional: true}, prepare: bearer(expired),
+			status: 401, challenge: `Bearer realm="example.com", error="invalid_token", error_description="token expired"`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.handler
+			h.JWKSFile = path
+			provisioned(t, &h)
+			r := httptest.NewRequest(http.MethodGet, "http://example.com:8443/", nil)
+			tc.prepare(r)
+			w, err := serve(&h, r)
+			if tc.status == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if got := w.Body.String(); got != tc.body {
+					t.Fatalf("placeholders = %q, want %q", got, tc.body)
+				}
+				return
+			}
+			var herr caddyhttp.HandlerError
+			if !errors.As(err, &herr) || herr.StatusCode != tc.status {
+				t.Fatalf("err = %v, want HandlerError %d", err, tc.status)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
+				t.Fatalf("WWW-Authenticate = %q, want %q", got, tc.challenge)
+			}
+			if w.Body.Len() != 0 {
+				t.Fatalf("rejected request reached next: %q", w.Body.String())
+			}
+		})
+	}
+}
+
+func bearer(token string) func(*http.Request) { return header("Authorization", "Bearer "+token) }
+
+func header(name, value string) func(*http.Request) {
+	return func(r *http.Request) { r.Header.Set(name, value) }
+}
+
+// TestServeHTTPWithoutKeys: with no key loaded, a token gets 503 but a
+// missing token is still 401.
+func TestServeHTTPWithoutKeys(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, nil)
+	url := is.URL
+	is.Close()
+	h := provisioned(t, &Handler{JWKSURL: url})
+
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	_, err := serve(h, r)
+	if herr := (caddyhttp.HandlerError{}); !errors.As(err, &herr) || herr.StatusCode != 401 {
+		t.Fatalf("no token: %v, want 401", err)
+	}
+	r = httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	bearer(sign(t, k1, validClaims(), nil))(r)
+	w, err := serve(h, r)
+	if herr := (caddyhttp.HandlerError{}); !errors.As(err, &herr) || herr.StatusCode != 503 {
+		t.Fatalf("token without keys: %v, want 503", err)
+	}
+	if w.Header().Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+}
+
+// TestServeHTTPRotation: a token signed with a key the issuer added after the
+// first load is accepted after one refetch.
+func TestServeHTTPRotation(t *testing.T) {
+	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
+	is := newIssuer(t, jwksJSON(t, k1))
+	h := provisioned(t, &Handler{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Nanosecond)})
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	bearer(sign(t, k1, validClaims(), nil))(r)
+	if _, err := serve(h, r); err != nil {
+		t.Fatalf("k1: %v", err)
+	}
+	is.serve(http.StatusOK, jwksJSON(t, k1, k2))
+	r = httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	bearer(sign(t, k2, validClaims(), nil))(r)
+	if _, err := serve(h, r); err != nil {
+		t.Fatalf("k2 after rotation: %v", err)
+	}
+	if got := is.hits.Load(); got != 2 {
+		t.Fatalf("issuer hit %d times, want 2", got)
+	}
+	r = httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	bearer(sign(t, testKey{kid: "k3", alg: "RS256", priv: k2.priv}, validClaims(), nil))(r)
+	_, err := serve(h, r)
+	if err == nil || !strings.Contains(err.Error(), ReasonUnknownKID) {
+		t.Fatalf("unknown kid after refetch: %v", err)
+	}
+}
