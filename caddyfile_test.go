@@ -22,7 +22,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		want  Handler
 	}{
 		{
-			name:  "gigya with every subdirective",
+			name: "gigya with every subdirective",
 			input: `idtoken {
 				api_key 3_abc
 				data_center eu1
@@ -44,7 +44,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				APIKey: "3_abc", DataCenter: "eu1",
 				Issuer: []string{"https://a.test", "https://b.test"}, Audience: []string{"app1", "app2"},
 				Algorithms: []string{"RS256", "ES256"}, Leeway: dur(30 * time.Second),
-				Require: []ClaimRequirement{{"groups", []string{"admin", "ops"}}, {"email_verified", []string{"true"}}},
+				Require:      []ClaimRequirement{{"groups", []string{"admin", "ops"}}, {"email_verified", []string{"true"}}},
 				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
 				Optional:     true, Realm: "example",
 				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
@@ -75,7 +75,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 func TestCaddyfileErrors(t *testing.T) {
 	tests := []struct {
 		name, block, want string
-		line             int
+		line              int
 	}{
 		{"unknown subdirective", "jwks_file x\n\tbogus 1", `unrecognized idtoken subdirective "bogus"`, 4},
 		{"missing argument", "jwks_file", "jwks_file: missing argument", 3},
