@@ -2,6 +2,7 @@ package idtoken
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -167,5 +168,68 @@ func TestDefaults(t *testing.T) {
 	h = Handler{JWKSURL: "https://x.test/jwks"}
 	if p, _ := h.policy(); p.Issuers != nil || p.APIKey != "" {
 		t.Fatalf("jwks_url must not default an issuer: %+v", p)
+	}
+}
+
+// TestDocumentedCaddyfilesAdapt keeps example.Caddyfile and every example in
+// the README valid: each must adapt without error.
+func TestDocumentedCaddyfilesAdapt(t *testing.T) {
+	example, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{"example.Caddyfile": string(example)}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(readme), "```caddyfile\n")[1:]
+	for i, b := range blocks {
+		body, _, _ := strings.Cut(b, "```")
+		if strings.HasPrefix(body, "idtoken [<matcher>]") {
+			continue // the syntax summary, not a config
+		}
+		docs["README block "+itoa(i+1)] = body
+	}
+	if len(docs) < 6 {
+		t.Fatalf("found only %d documented Caddyfiles", len(docs))
+	}
+	for name, body := range docs {
+		t.Run(name, func(t *testing.T) {
+			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), map[string]any{"filename": name}); err != nil {
+				t.Fatalf("%v\n%s", err, body)
+			}
+		})
+	}
+}
+
+// TestDocumentedJSON keeps the README's JSON example in step with the fields.
+func TestDocumentedJSON(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```json\n")
+	if !ok {
+		t.Fatal("no JSON example in README")
+	}
+	body, _, _ := strings.Cut(rest, "```")
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &raw); err != nil {
+		t.Fatal(err)
+	}
+	delete(raw, "handler") // set by Caddy's module loader
+	stripped, _ := json.Marshal(raw)
+	dec := json.NewDecoder(strings.NewReader(string(stripped)))
+	dec.DisallowUnknownFields()
+	var h Handler
+	if err := dec.Decode(&h); err != nil {
+		t.Fatalf("README JSON does not match Handler: %v", err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.TokenSources) != 2 || h.TokenSources[0].Cookie != "id_token" || h.Require[0].Claim != "groups" {
+		t.Fatalf("decoded %+v", h)
 	}
 }
