@@ -143,10 +143,7 @@ func TestDirectiveOrder(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	h := Handler{APIKey: "3_k"}
-	p, err := h.policy()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := h.policy()
 	if !reflect.DeepEqual(p.Algorithms, []string{"RS256"}) || p.Leeway != 60*time.Second || p.APIKey != "3_k" {
 		t.Fatalf("policy defaults = %+v", p)
 	}
@@ -162,11 +159,11 @@ func TestDefaults(t *testing.T) {
 	}
 
 	h = Handler{APIKey: "3_k", Issuer: []string{"https://custom"}}
-	if p, _ := h.policy(); !reflect.DeepEqual(p.Issuers, []string{"https://custom"}) || p.APIKey != "3_k" {
+	if p := h.policy(); !reflect.DeepEqual(p.Issuers, []string{"https://custom"}) || p.APIKey != "3_k" {
 		t.Fatalf("issuer override = %+v; apiKey must still be checked", p)
 	}
 	h = Handler{JWKSURL: "https://x.test/jwks"}
-	if p, _ := h.policy(); p.Issuers != nil || p.APIKey != "" {
+	if p := h.policy(); p.Issuers != nil || p.APIKey != "" {
 		t.Fatalf("jwks_url must not default an issuer: %+v", p)
 	}
 }

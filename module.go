@@ -107,11 +107,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	policy, err := h.policy()
-	if err != nil {
-		return err
-	}
-	if h.verifier, err = NewVerifier(policy); err != nil {
+	var err error
+	if h.verifier, err = NewVerifier(h.policy()); err != nil {
 		return err
 	}
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
@@ -129,7 +126,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // than one config's.
 func keySetLogger() *zap.Logger { return caddy.Log().Named("http.handlers.idtoken") }
 
-func (h *Handler) policy() (Policy, error) {
+// policy applies the defaults to the configured checks.
+func (h *Handler) policy() Policy {
 	p := Policy{
 		Algorithms: h.Algorithms,
 		Issuers:    h.Issuer,
@@ -147,7 +145,7 @@ func (h *Handler) policy() (Policy, error) {
 	if h.APIKey != "" && len(p.Issuers) == 0 {
 		p.Issuers = gigyaIssuers(h.APIKey)
 	}
-	return p, nil
+	return p
 }
 
 func (h *Handler) keySetConfig() (keySetConfig, error) {

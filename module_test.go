@@ -242,3 +242,72 @@ func TestServeHTTPRotation(t *testing.T) {
 		t.Fatalf("unknown kid after refetch: %v", err)
 	}
 }
+
+// TestServeHTTPSources runs a request through a handler for each kind of
+// key source, served from loopback.
+func TestServeHTTPSources(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	const apiKey = "3_site"
+	gigyaClaims := with(validClaims(), map[string]any{"iss": "https://fidm.gigya.com/jwt/" + apiKey + "/", "apiKey": apiKey, "aud": nil})
+	oldGigyaClaims := with(gigyaClaims, map[string]any{"iss": "https://fidm.gigya.com/jwt/" + apiKey})
+
+	// op serves OIDC discovery naming itself as issuer, and a JWKS.
+	op := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_, _ = w.Write([]byte(`{"issuer":"http://` + r.Host + `","jwks_uri":"http://` + r.Host + `/jwks"}`))
+		case "/jwks":
+			_, _ = w.Write(jwksJSON(t, k1))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	gigyaFor := func(body []byte) string {
+		return serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/accounts.getJWTPublicKey" || r.URL.Query().Get("apiKey") != apiKey {
+				http.NotFound(w, r)
+				return
+			}
+			_, _ = w.Write(body)
+		}).URL
+	}
+	v2, v1, gigyaErr := gigyaFor(gigyaV2(k1)), gigyaFor(gigyaV1(k1)), gigyaFor([]byte(gigyaInvalidAPIKey))
+
+	tests := []struct {
+		name    string
+		handler Handler
+		claims  map[string]any
+		status  int // 0: accepted
+	}{
+		{"gigya V2", Handler{APIKey: apiKey, DataCenter: v2}, gigyaClaims, 0},
+		{"gigya V1", Handler{APIKey: apiKey, DataCenter: v1}, gigyaClaims, 0},
+		{"gigya issuer without trailing slash", Handler{APIKey: apiKey, DataCenter: v2}, oldGigyaClaims, 0},
+		{"gigya wrong apiKey", Handler{APIKey: apiKey, DataCenter: v2}, with(gigyaClaims, map[string]any{"apiKey": "3_other"}), 401},
+		{"gigya apiKey checked with issuer override", Handler{APIKey: apiKey, DataCenter: v2, Issuer: []string{"https://issuer.test"}}, with(validClaims(), map[string]any{"apiKey": "3_other"}), 401},
+		{"gigya foreign issuer", Handler{APIKey: apiKey, DataCenter: v2}, with(gigyaClaims, map[string]any{"iss": "https://issuer.test"}), 401},
+		{"gigya error envelope means no keys", Handler{APIKey: apiKey, DataCenter: gigyaErr}, gigyaClaims, 503},
+		{"oidc discovered issuer", Handler{OIDCIssuer: op.URL}, with(validClaims(), map[string]any{"iss": op.URL}), 0},
+		{"oidc other issuer", Handler{OIDCIssuer: op.URL}, validClaims(), 401},
+		{"jwks_url checks no issuer by default", Handler{JWKSURL: op.URL + "/jwks"}, with(validClaims(), map[string]any{"iss": "anything"}), 0},
+		{"jwks_url with issuer", Handler{JWKSURL: op.URL + "/jwks", Issuer: []string{"https://issuer.test"}}, with(validClaims(), map[string]any{"iss": "anything"}), 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := tc.handler
+			provisioned(t, &h)
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			bearer(sign(t, k1, tc.claims, nil))(r)
+			w, err := serve(&h, r)
+			if tc.status == 0 {
+				if err != nil || w.Body.String() != "user-123|||" {
+					t.Fatalf("refused: %v (body %q)", err, w.Body.String())
+				}
+				return
+			}
+			var herr caddyhttp.HandlerError
+			if !errors.As(err, &herr) || herr.StatusCode != tc.status {
+				t.Fatalf("err = %v, want %d", err, tc.status)
+			}
+		})
+	}
+}
