@@ -58,7 +58,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	// Pre-load the shared key set with a quiet logger so its info line does
 	// not interleave with the benchmark output; Provision then reuses it.
 	quiet := keySetConfig{kind: "jwks_file", location: path, minRefresh: defaultMinRefreshInterval}
-	if _, err := acquireKeySet(quiet, zap.NewNop); err != nil {
+	if _, err := acquireKeySet(quiet, zap.NewNop, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = releaseKeySet(quiet) })

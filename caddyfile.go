@@ -40,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm        <realm>
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
+//	    max_stale            <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -87,10 +88,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "leeway":
-			var dur caddy.Duration
-			if err = durationArg(d, &dur); err == nil {
-				h.Leeway = &dur
-			}
+			err = optionalDurationArg(d, &h.Leeway)
 		case "require":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
@@ -113,6 +111,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, &h.RefreshInterval)
 		case "min_refresh_interval":
 			err = durationArg(d, &h.MinRefreshInterval)
+		case "max_stale":
+			err = optionalDurationArg(d, &h.MaxStale)
 		default:
 			return d.Errf("unrecognized idtoken subdirective %q", sub)
 		}
@@ -175,6 +175,16 @@ func durationArg(d *caddyfile.Dispenser, into *caddy.Duration) error {
 		return d.Errf("%s: duration must not be negative", sub)
 	}
 	*into = caddy.Duration(dur)
+	return nil
+}
+
+// optionalDurationArg reads a duration for a field where 0 differs from unset.
+func optionalDurationArg(d *caddyfile.Dispenser, into **caddy.Duration) error {
+	var dur caddy.Duration
+	if err := durationArg(d, &dur); err != nil {
+		return err
+	}
+	*into = &dur
 	return nil
 }
 

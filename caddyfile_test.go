@@ -40,6 +40,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				realm example
 				refresh_interval 2h
 				min_refresh_interval 30s
+				max_stale 3d
 			}`,
 			want: Handler{
 				APIKey: "3_abc", DataCenter: "eu1",
@@ -49,11 +50,13 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
 				Optional:     true, Realm: "example",
 				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
+				MaxStale: dur(72 * time.Hour),
 			},
 		},
 		{name: "oidc issuer", input: "idtoken {\n oidc_issuer https://op.test/tenant\n}", want: Handler{OIDCIssuer: "https://op.test/tenant"}},
 		{name: "jwks url", input: "idtoken {\n jwks_url https://op.test/oauth2/jwks\n}", want: Handler{JWKSURL: "https://op.test/oauth2/jwks"}},
 		{name: "jwks file", input: "idtoken {\n jwks_file /etc/jwks.json\n}", want: Handler{JWKSFile: "/etc/jwks.json"}},
+		{name: "max_stale zero turns persistence off", input: "idtoken {\n jwks_url https://x.test/jwks\n max_stale 0\n}", want: Handler{JWKSURL: "https://x.test/jwks", MaxStale: dur(0)}},
 		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{JWKSFile: "x", Leeway: dur(0)}},
 		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}},
 		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
@@ -83,6 +86,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"too many arguments", "jwks_file a b", "jwks_file: too many arguments", 3},
 		{"unparsable duration", "jwks_file x\n\tleeway soon", `leeway: invalid duration "soon"`, 4},
 		{"negative duration", "jwks_file x\n\trefresh_interval -1s", "must not be negative", 4},
+		{"unparsable max_stale", "jwks_file x\n\tmax_stale forever", `max_stale: invalid duration "forever"`, 4},
 		{"two key sources", "jwks_file x\n\tapi_key k", "api_key: only one key source may be set (jwks_file was set already)", 4},
 		{"no key source", "audience a", "one key source is required", 2},
 		{"data_center without api_key", "jwks_file x\n\tdata_center eu1", "data_center needs api_key", 2},
@@ -154,7 +158,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.location != "https://accounts.us1.gigya.com/accounts.getJWTPublicKey?apiKey=3_k&V2=true" || cfg.minRefresh != 10*time.Second || cfg.refreshInterval != 0 {
+	if cfg.location != "https://accounts.us1.gigya.com/accounts.getJWTPublicKey?apiKey=3_k&V2=true" || cfg.minRefresh != 10*time.Second || cfg.refreshInterval != 0 || cfg.maxStale != 7*24*time.Hour {
 		t.Fatalf("key set defaults = %+v", cfg)
 	}
 

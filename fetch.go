@@ -26,16 +26,33 @@ const (
 
 // fetched is what one successful fetch yields.
 type fetched struct {
-	set     *KeySet
-	skipped []error       // unusable keys left out of set
-	maxAge  time.Duration // Cache-Control max-age, 0 when absent
+	set         *KeySet       // nil when notModified
+	skipped     []error       // unusable keys left out of set
+	maxAge      time.Duration // Cache-Control max-age, 0 when absent
+	notModified bool          // HTTP 304: the previous set is still current
 }
 
 // source fetches a key set from one place. Implementations: jwksSource (a
-// JWKS or Gigya URL), discoverySource (OIDC) and fileSource.
+// JWKS or Gigya URL), discoverySource (OIDC) and fileSource. prev is the
+// current set, or nil; its validators make the request conditional.
 type source interface {
-	fetch(ctx context.Context) (fetched, error)
+	fetch(ctx context.Context, prev *KeySet) (fetched, error)
 	String() string // the URL or path, for logs
+}
+
+// validators are a document's HTTP cache validators, sent back on refresh
+// as If-None-Match and If-Modified-Since.
+type validators struct {
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
+}
+
+// document is one HTTP answer.
+type document struct {
+	body        []byte
+	maxAge      time.Duration
+	validators  validators
+	notModified bool
 }
 
 // newHTTPClient returns a client with its own transport, so a key set's idle
@@ -55,28 +72,42 @@ func newHTTPClient() *http.Client {
 	}
 }
 
-// getDocument GETs url and returns its body (at most maxDocumentSize bytes)
-// and the Cache-Control max-age, if any. Anything but HTTP 200 is an error.
-func getDocument(ctx context.Context, client *http.Client, url string) ([]byte, time.Duration, error) {
+// getDocument GETs url, conditionally when cond holds validators. The body
+// is at most maxDocumentSize bytes; anything but HTTP 200 or, for a
+// conditional request, 304 is an error.
+func getDocument(ctx context.Context, client *http.Client, url string, cond validators) (document, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetching %s: %w", url, err)
+		return document{}, fmt.Errorf("fetching %s: %w", url, err)
 	}
 	req.Header.Set("User-Agent", "caddy-idtoken/"+Version)
 	req.Header.Set("Accept", "application/json")
+	if cond.ETag != "" {
+		req.Header.Set("If-None-Match", cond.ETag)
+	}
+	if cond.LastModified != "" {
+		req.Header.Set("If-Modified-Since", cond.LastModified)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("fetching %s: %w", url, err)
+		return document{}, fmt.Errorf("fetching %s: %w", url, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("fetching %s: HTTP %d", url, resp.StatusCode)
+	doc := document{maxAge: maxAge(resp.Header.Get("Cache-Control"))}
+	switch {
+	case resp.StatusCode == http.StatusNotModified && cond != (validators{}):
+		doc.notModified = true
+		return doc, nil
+	case resp.StatusCode != http.StatusOK:
+		return document{}, fmt.Errorf("fetching %s: HTTP %d", url, resp.StatusCode)
+	case resp.ContentLength > maxDocumentSize:
+		return document{}, fmt.Errorf("fetching %s: Content-Length %d exceeds %d bytes", url, resp.ContentLength, maxDocumentSize)
 	}
-	body, err := readCapped(resp.Body)
-	if err != nil {
-		return nil, 0, fmt.Errorf("fetching %s: %w", url, err)
+	if doc.body, err = readCapped(resp.Body); err != nil {
+		return document{}, fmt.Errorf("fetching %s: %w", url, err)
 	}
-	return body, maxAge(resp.Header.Get("Cache-Control")), nil
+	doc.validators = validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
+	return doc, nil
 }
 
 // readCapped reads all of r, failing rather than truncating past maxDocumentSize.
@@ -116,21 +147,30 @@ type jwksSource struct {
 
 func (s *jwksSource) String() string { return s.url }
 
-func (s *jwksSource) fetch(ctx context.Context) (fetched, error) {
-	return fetchKeys(ctx, s.client, s.url)
+func (s *jwksSource) fetch(ctx context.Context, prev *KeySet) (fetched, error) {
+	return fetchKeys(ctx, s.client, s.url, prev)
 }
 
-// fetchKeys GETs and parses one key document.
-func fetchKeys(ctx context.Context, client *http.Client, url string) (fetched, error) {
-	body, age, err := getDocument(ctx, client, url)
+// fetchKeys GETs and parses one key document, conditionally when prev came
+// from the same URL.
+func fetchKeys(ctx context.Context, client *http.Client, url string, prev *KeySet) (fetched, error) {
+	var cond validators
+	if prev != nil && prev.origin.url == url {
+		cond = prev.origin.validators
+	}
+	doc, err := getDocument(ctx, client, url, cond)
 	if err != nil {
 		return fetched{}, err
 	}
-	set, skipped, err := ParseKeyDocument(body)
+	if doc.notModified {
+		return fetched{notModified: true, maxAge: doc.maxAge}, nil
+	}
+	set, skipped, err := ParseKeyDocument(doc.body)
 	if err != nil {
 		return fetched{skipped: skipped}, fmt.Errorf("%s: %w", url, err)
 	}
-	return fetched{set: set, skipped: skipped, maxAge: age}, nil
+	set.origin = origin{url: url, validators: doc.validators, raw: doc.body}
+	return fetched{set: set, skipped: skipped, maxAge: doc.maxAge}, nil
 }
 
 // fileSource reads a key document from a local file.
@@ -140,7 +180,7 @@ type fileSource struct {
 
 func (s *fileSource) String() string { return s.path }
 
-func (s *fileSource) fetch(context.Context) (fetched, error) {
+func (s *fileSource) fetch(context.Context, *KeySet) (fetched, error) {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return fetched{}, fmt.Errorf("reading JWKS file: %w", err)

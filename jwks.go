@@ -56,6 +56,16 @@ type KeySet struct {
 	byKID  map[string][]*Key
 	Issuer string    // issuer named by the source (OIDC discovery); empty if none
 	Loaded time.Time // when the document was fetched
+	origin origin
+}
+
+// origin records where a set's document came from: for conditional
+// refreshes and for persisting it.
+type origin struct {
+	url         string // the document's URL (for OIDC, the jwks_uri)
+	validators  validators
+	raw         []byte // the document as fetched
+	fromStorage bool   // restored from storage rather than fetched
 }
 
 // NewKeySet builds a snapshot from keys.

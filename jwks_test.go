@@ -167,7 +167,7 @@ func TestSourcesFetch(t *testing.T) {
 			_, _ = w.Write(gigyaV2(k))
 		})
 		u, _ := gigyaKeyURL("3_site", srv.URL)
-		res, err := (&jwksSource{url: u, client: client}).fetch(context.Background())
+		res, err := (&jwksSource{url: u, client: client}).fetch(context.Background(), nil)
 		if err != nil || res.set.Len() != 1 {
 			t.Fatalf("fetch: %v", err)
 		}
@@ -177,14 +177,14 @@ func TestSourcesFetch(t *testing.T) {
 	})
 	t.Run("gigya V1 answer", func(t *testing.T) {
 		is := newIssuer(t, gigyaV1(k))
-		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background(), nil)
 		if err != nil || res.set.KIDs()[0] != "k1" {
 			t.Fatalf("fetch: %v", err)
 		}
 	})
 	t.Run("gigya error envelope with HTTP 200", func(t *testing.T) {
 		is := newIssuer(t, []byte(gigyaInvalidAPIKey))
-		_, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		_, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background(), nil)
 		var gerr *GigyaError
 		if !errors.As(err, &gerr) || gerr.Code != 400093 {
 			t.Fatalf("err = %v, want gigya 400093", err)
@@ -193,20 +193,20 @@ func TestSourcesFetch(t *testing.T) {
 	t.Run("HTTP error status", func(t *testing.T) {
 		is := newIssuer(t, jwksJSON(t, k))
 		is.serve(http.StatusInternalServerError, []byte("oops"))
-		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("oversized body", func(t *testing.T) {
 		is := newIssuer(t, []byte(`{"keys":[`+strings.Repeat(" ", maxDocumentSize)+`]}`))
-		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than") {
+		if _, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "larger than") {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("cache-control max-age", func(t *testing.T) {
 		is := newIssuer(t, jwksJSON(t, k))
 		is.setHeader("Cache-Control", "public, max-age=600")
-		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background())
+		res, err := (&jwksSource{url: is.URL, client: client}).fetch(context.Background(), nil)
 		if err != nil || res.maxAge != 10*time.Minute {
 			t.Fatalf("maxAge = %v, err %v", res.maxAge, err)
 		}
@@ -216,10 +216,10 @@ func TestSourcesFetch(t *testing.T) {
 		if err := os.WriteFile(path, jwksJSON(t, k), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if res, err := (&fileSource{path: path}).fetch(context.Background()); err != nil || res.set.Len() != 1 {
+		if res, err := (&fileSource{path: path}).fetch(context.Background(), nil); err != nil || res.set.Len() != 1 {
 			t.Fatalf("fetch: %v", err)
 		}
-		if _, err := (&fileSource{path: path + ".missing"}).fetch(context.Background()); err == nil {
+		if _, err := (&fileSource{path: path + ".missing"}).fetch(context.Background(), nil); err == nil {
 			t.Fatal("missing file accepted")
 		}
 	})
@@ -264,7 +264,7 @@ func TestOIDCDiscovery(t *testing.T) {
 		issuerURL := start(t, o)
 		src := &discoverySource{issuer: issuerURL + "/", client: client} // trailing slash aside
 		for range 2 {
-			res, err := src.fetch(context.Background())
+			res, err := src.fetch(context.Background(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -281,20 +281,20 @@ func TestOIDCDiscovery(t *testing.T) {
 	t.Run("issuer mismatch is a failed fetch", func(t *testing.T) {
 		o := &op{jwksPath: "/jwks", issuer: "https://evil.test/tenant"}
 		src := &discoverySource{issuer: start(t, o), client: client}
-		if _, err := src.fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "does not match") {
+		if _, err := src.fetch(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "does not match") {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("moved jwks_uri is rediscovered", func(t *testing.T) {
 		o := &op{jwksPath: "/jwks-1"}
 		src := &discoverySource{issuer: start(t, o), client: client}
-		if _, err := src.fetch(context.Background()); err != nil {
+		if _, err := src.fetch(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
 		o.Lock()
 		o.jwksPath = "/jwks-2" // the old path now 404s
 		o.Unlock()
-		if _, err := src.fetch(context.Background()); err != nil {
+		if _, err := src.fetch(context.Background(), nil); err != nil {
 			t.Fatalf("after move: %v", err)
 		}
 		o.Lock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -69,7 +70,12 @@ type Handler struct {
 	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
 	// Least time between fetches caused by unknown kids. Default: 10s.
 	MinRefreshInterval caddy.Duration `json:"min_refresh_interval,omitempty"`
+	// How old a key set saved in Caddy's storage may be and still be used
+	// when the issuer is unreachable at start. Default: 7d; 0 turns
+	// persistence off.
+	MaxStale *caddy.Duration `json:"max_stale,omitempty"`
 
+	storage  certmagic.Storage // nil: Caddy's configured storage
 	verifier *Verifier
 	keys     *RefreshingKeySet
 	keyCfg   keySetConfig
@@ -114,7 +120,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
 		return err
 	}
-	h.keys, err = acquireKeySet(h.keyCfg, keySetLogger)
+	var storage certmagic.Storage
+	if h.keyCfg.maxStale > 0 {
+		if storage = h.storage; storage == nil {
+			storage = ctx.Storage()
+		}
+	}
+	h.keys, err = acquireKeySet(h.keyCfg, keySetLogger, storage)
 	if err != nil {
 		return fmt.Errorf("loading key set: %w", err)
 	}
@@ -152,9 +164,13 @@ func (h *Handler) keySetConfig() (keySetConfig, error) {
 	cfg := keySetConfig{
 		refreshInterval: time.Duration(h.RefreshInterval),
 		minRefresh:      time.Duration(h.MinRefreshInterval),
+		maxStale:        defaultMaxStale,
 	}
 	if cfg.minRefresh == 0 {
 		cfg.minRefresh = defaultMinRefreshInterval
+	}
+	if h.MaxStale != nil {
+		cfg.maxStale = time.Duration(*h.MaxStale)
 	}
 	switch {
 	case h.APIKey != "":
@@ -169,6 +185,7 @@ func (h *Handler) keySetConfig() (keySetConfig, error) {
 		cfg.kind, cfg.location = "jwks_url", h.JWKSURL
 	default:
 		cfg.kind, cfg.location = "jwks_file", h.JWKSFile
+		cfg.maxStale = 0 // a local file is its own storage
 	}
 	return cfg, nil
 }
@@ -210,8 +227,8 @@ func (h *Handler) Validate() error {
 	if h.Leeway != nil && (*h.Leeway < 0 || time.Duration(*h.Leeway) > 10*time.Minute) {
 		return errors.New("idtoken: leeway must be between 0 and 10m")
 	}
-	if h.RefreshInterval < 0 || h.MinRefreshInterval < 0 {
-		return errors.New("idtoken: refresh intervals must not be negative")
+	if h.RefreshInterval < 0 || h.MinRefreshInterval < 0 || (h.MaxStale != nil && *h.MaxStale < 0) {
+		return errors.New("idtoken: refresh_interval, min_refresh_interval and max_stale must not be negative")
 	}
 	for _, r := range h.Require {
 		if r.Claim == "" || len(r.Values) == 0 {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 )
@@ -48,6 +49,9 @@ func provisioned(t testing.TB, h *Handler) *Handler {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
+	if h.storage == nil {
+		h.storage = &certmagic.FileStorage{Path: t.TempDir()}
+	}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}

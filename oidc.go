@@ -27,11 +27,13 @@ func discoveryURL(issuer string) string {
 	return strings.TrimRight(issuer, "/") + "/.well-known/openid-configuration"
 }
 
-func (s *discoverySource) fetch(ctx context.Context) (fetched, error) {
+func (s *discoverySource) fetch(ctx context.Context, prev *KeySet) (fetched, error) {
 	if s.jwksURI != "" {
-		res, err := fetchKeys(ctx, s.client, s.jwksURI)
+		res, err := fetchKeys(ctx, s.client, s.jwksURI, prev)
 		if err == nil {
-			res.set.Issuer = s.found
+			if res.set != nil {
+				res.set.Issuer = s.found
+			}
 			return res, nil
 		}
 		// The remembered jwks_uri failed: the provider may have moved it.
@@ -42,11 +44,16 @@ func (s *discoverySource) fetch(ctx context.Context) (fetched, error) {
 	} else if err := s.discover(ctx); err != nil {
 		return fetched{}, err
 	}
-	res, err := fetchKeys(ctx, s.client, s.jwksURI)
+	if prev != nil && prev.Issuer != s.found {
+		prev = nil // the provider now names another issuer: fetch in full
+	}
+	res, err := fetchKeys(ctx, s.client, s.jwksURI, prev)
 	if err != nil {
 		return res, err
 	}
-	res.set.Issuer = s.found
+	if res.set != nil {
+		res.set.Issuer = s.found
+	}
 	return res, nil
 }
 
@@ -54,7 +61,7 @@ func (s *discoverySource) fetch(ctx context.Context) (fetched, error) {
 // configured issuer (section 4.3: the issuer value must match).
 func (s *discoverySource) discover(ctx context.Context) error {
 	u := discoveryURL(s.issuer)
-	body, _, err := getDocument(ctx, s.client, u)
+	answer, err := getDocument(ctx, s.client, u, validators{})
 	if err != nil {
 		return fmt.Errorf("OIDC discovery: %w", err)
 	}
@@ -62,7 +69,7 @@ func (s *discoverySource) discover(ctx context.Context) error {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	if err := json.Unmarshal(body, &doc); err != nil {
+	if err := json.Unmarshal(answer.body, &doc); err != nil {
 		return fmt.Errorf("OIDC discovery %s: %w", u, err)
 	}
 	if strings.TrimRight(doc.Issuer, "/") != strings.TrimRight(s.issuer, "/") {

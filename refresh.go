@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -30,22 +31,28 @@ type keySetConfig struct {
 	location        string // fetch URL, issuer URL or file path
 	refreshInterval time.Duration
 	minRefresh      time.Duration
+	maxStale        time.Duration // 0: do not persist
 }
 
 func (c keySetConfig) String() string {
-	return fmt.Sprintf("%s %s refresh=%s min_refresh=%s", c.kind, c.location, c.refreshInterval, c.minRefresh)
+	return fmt.Sprintf("%s %s refresh=%s min_refresh=%s max_stale=%s", c.kind, c.location, c.refreshInterval, c.minRefresh, c.maxStale)
 }
 
 // acquireKeySet returns the shared set for cfg, creating and starting it if
 // no handler uses it yet. Each call must be paired with releaseKeySet.
-func acquireKeySet(cfg keySetConfig, logger func() *zap.Logger) (*RefreshingKeySet, error) {
-	v, _, err := keySets.LoadOrNew(cfg, func() (caddy.Destructor, error) {
-		return newRefreshingKeySet(cfg, logger, time.Now)
+// storage (nil: none) becomes the set's storage: the latest config's wins.
+func acquireKeySet(cfg keySetConfig, logger func() *zap.Logger, storage certmagic.Storage) (*RefreshingKeySet, error) {
+	v, loaded, err := keySets.LoadOrNew(cfg, func() (caddy.Destructor, error) {
+		return newRefreshingKeySet(cfg, logger, time.Now, storage)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return v.(*RefreshingKeySet), nil
+	s := v.(*RefreshingKeySet)
+	if loaded {
+		s.setStorage(storage)
+	}
+	return s, nil
 }
 
 // releaseKeySet drops one reference; the last one stops the set's goroutine.
@@ -59,14 +66,18 @@ func releaseKeySet(cfg keySetConfig) error {
 // mutex only coordinates refetch requests, never I/O.
 type RefreshingKeySet struct {
 	src         source
+	location    string       // the configured source, the storage key's origin
 	client      *http.Client // nil for files
 	interval    time.Duration
 	minInterval time.Duration
+	maxStale    time.Duration
+	timeout     time.Duration // bounds a fetch and a request's wait for one
 	logger      func() *zap.Logger
 	now         func() time.Time
 
 	current atomic.Pointer[KeySet]
 	fetches atomic.Int64 // fetch attempts, for tests and logs
+	storage atomic.Pointer[storageRef]
 
 	mu        sync.Mutex
 	pending   chan struct{} // closed when the queued or running fetch ends
@@ -78,17 +89,24 @@ type RefreshingKeySet struct {
 	done   chan struct{}
 }
 
+// storageRef boxes a storage so it can be swapped atomically.
+type storageRef struct{ certmagic.Storage }
+
 // newRefreshingKeySet starts a key set; now is its clock for the refetch
-// rate floor (tests move it instead of sleeping).
-func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time) (*RefreshingKeySet, error) {
+// rate floor and stored-set age (tests move it instead of sleeping).
+func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time, storage certmagic.Storage) (*RefreshingKeySet, error) {
 	s := &RefreshingKeySet{
+		location:    cfg.location,
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
+		maxStale:    cfg.maxStale,
+		timeout:     fetchTimeout,
 		logger:      logger,
 		now:         now,
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
+	s.setStorage(storage)
 	if s.minInterval <= 0 {
 		s.minInterval = defaultMinRefreshInterval
 	}
@@ -109,7 +127,7 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 	if cfg.kind == "jwks_file" {
 		// A local file has nothing to wait for: load it now so a bad file
 		// is a configuration error.
-		res, err := s.src.fetch(ctx)
+		res, err := s.src.fetch(ctx, nil)
 		s.logSkipped(res)
 		if err != nil {
 			cancel()
@@ -133,14 +151,14 @@ func (s *RefreshingKeySet) Current() *KeySet { return s.current.Load() }
 func (s *RefreshingKeySet) Fetches() int64 { return s.fetches.Load() }
 
 // Refresh asks for a fetch (used when a token names an unknown kid, or no key
-// has loaded yet) and waits for it, at most until ctx ends or fetchTimeout
-// passes. A fetch already running or queued is shared; a new one starts only
+// has loaded yet) and waits for it, at most until ctx ends or the fetch
+// timeout passes. A fetch already running or queued is shared; a new one starts only
 // if the last ended at least min_refresh_interval ago, so a flood of random
 // kids cannot become a flood of fetches. It returns the key set current after
 // the wait.
 func (s *RefreshingKeySet) Refresh(ctx context.Context) *KeySet {
 	if ch := s.requestFetch(); ch != nil {
-		t := time.NewTimer(fetchTimeout)
+		t := time.NewTimer(s.timeout)
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -200,27 +218,35 @@ func (s *RefreshingKeySet) run(ctx context.Context, first time.Duration) {
 // fetchOnce fetches, installs the result or keeps the previous set, wakes
 // the waiters and returns when the next scheduled fetch is due.
 func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration) time.Duration {
-	fctx, cancel := context.WithTimeout(ctx, fetchTimeout)
-	res, err := s.src.fetch(fctx)
+	prev := s.current.Load()
+	fctx, cancel := context.WithTimeout(ctx, s.timeout)
+	res, err := s.src.fetch(fctx, prev)
 	cancel()
 	s.fetches.Add(1)
 	s.logSkipped(res)
 
 	var next time.Duration
-	if err == nil {
-		s.install(res)
+	switch {
+	case err == nil && res.notModified:
 		*backoff = 0
 		next = s.refreshAfter(res.maxAge)
-	} else {
+	case err == nil:
+		s.install(res)
+		s.persist(ctx, res.set)
+		*backoff = 0
+		next = s.refreshAfter(res.maxAge)
+	default:
 		*backoff = min(max(*backoff*2, initialBackoff), s.maxInterval())
 		next = *backoff
-		if ctx.Err() == nil {
-			s.logger().Warn("fetching key set failed; keeping previous keys",
-				zap.String("source", s.src.String()),
-				zap.Error(err),
-				zap.Bool("have_keys", s.current.Load() != nil),
-				zap.Duration("retry_in", next))
+		if ctx.Err() != nil {
+			break // stopping: the failure is ours, not the issuer's
 		}
+		s.logger().Warn("fetching key set failed; keeping previous keys",
+			zap.String("source", s.src.String()),
+			zap.Error(err),
+			zap.Bool("have_keys", prev != nil),
+			zap.Duration("retry_in", next))
+		s.fallBackToStorage(ctx, prev)
 	}
 
 	s.mu.Lock()
@@ -235,6 +261,61 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	}
 	s.mu.Unlock()
 	return next
+}
+
+// setStorage makes storage (nil: none) the one sets are saved to and restored from.
+func (s *RefreshingKeySet) setStorage(storage certmagic.Storage) {
+	if storage == nil || s.maxStale <= 0 {
+		s.storage.Store(nil)
+		return
+	}
+	s.storage.Store(&storageRef{storage})
+}
+
+// persist saves a freshly fetched set, so a restart during an issuer outage
+// can still verify tokens.
+func (s *RefreshingKeySet) persist(ctx context.Context, set *KeySet) {
+	ref := s.storage.Load()
+	if ref == nil || set.origin.raw == nil {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if err := saveKeySet(sctx, ref.Storage, s.location, set); err != nil {
+		s.logger().Warn("saving key set to storage failed", zap.String("source", s.src.String()), zap.Error(err))
+	}
+}
+
+// fallBackToStorage runs after a failed fetch. With no keys at all, it
+// restores the stored set if it is younger than max_stale; a restored set
+// that has grown older than max_stale is dropped.
+func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) {
+	ref := s.storage.Load()
+	switch {
+	case ref == nil:
+		return
+	case prev != nil && prev.origin.fromStorage && s.now().Sub(prev.Loaded) > s.maxStale:
+		s.current.CompareAndSwap(prev, nil)
+		s.logger().Warn("stored key set is older than max_stale; no longer using it",
+			zap.String("source", s.src.String()), zap.Duration("max_stale", s.maxStale))
+		return
+	case prev != nil:
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	set, err := loadKeySet(sctx, ref.Storage, s.location, s.maxStale, s.now())
+	if err != nil {
+		s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
+		return
+	}
+	if s.current.CompareAndSwap(nil, set) {
+		s.logger().Warn("issuer unreachable; serving with the stored key set",
+			zap.String("source", s.src.String()),
+			zap.Duration("age", s.now().Sub(set.Loaded).Round(time.Second)),
+			zap.Int("count", set.Len()),
+			zap.Strings("kids", set.KIDs()))
+	}
 }
 
 func (s *RefreshingKeySet) install(res fetched) {

@@ -26,7 +26,7 @@ func startKeySet(t *testing.T, kind, location string, minRefresh time.Duration, 
 	core, logs := observer.New(zapcore.DebugLevel)
 	logger := zap.New(core)
 	s, err := newRefreshingKeySet(keySetConfig{kind: kind, location: location, minRefresh: minRefresh},
-		func() *zap.Logger { return logger }, clock.now)
+		func() *zap.Logger { return logger }, clock.now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +175,11 @@ func TestSharedKeySetFetchesOnce(t *testing.T) {
 	is := newIssuer(t, jwksJSON(t, k1))
 	cfg := keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: time.Second}
 	nop := func() *zap.Logger { return zap.NewNop() }
-	a, err := acquireKeySet(cfg, nop)
+	a, err := acquireKeySet(cfg, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := acquireKeySet(cfg, nop)
+	b, err := acquireKeySet(cfg, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestSharedKeySetFetchesOnce(t *testing.T) {
 	}
 	waitLoaded(t, a)
 	otherCfg := keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: 2 * time.Second}
-	other, err := acquireKeySet(otherCfg, nop)
+	other, err := acquireKeySet(otherCfg, nop, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestJWKSFileLoadsSynchronously(t *testing.T) {
 		if content != "" {
 			writeFile(t, p, []byte(content))
 		}
-		if _, err := newRefreshingKeySet(keySetConfig{kind: "jwks_file", location: p}, zap.NewNop, time.Now); err == nil {
+		if _, err := newRefreshingKeySet(keySetConfig{kind: "jwks_file", location: p}, zap.NewNop, time.Now, nil); err == nil {
 			t.Errorf("%s: jwks_file accepted", name)
 		}
 	}

@@ -1,0 +1,214 @@
+package idtoken
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// startStoredKeySet starts a key set that persists to storage.
+func startStoredKeySet(t *testing.T, cfg keySetConfig, storage certmagic.Storage, clock *fakeClock) (*RefreshingKeySet, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zapcore.DebugLevel)
+	logger := zap.New(core)
+	if cfg.minRefresh == 0 {
+		cfg.minRefresh = time.Millisecond
+	}
+	s, err := newRefreshingKeySet(cfg, func() *zap.Logger { return logger }, clock.now, storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Destruct() })
+	return s, logs
+}
+
+// oidcProvider serves discovery and a JWKS whose status can be switched.
+func oidcProvider(t *testing.T, jwks []byte, down *atomic.Bool) string {
+	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/jwks"}`, r.Host, r.Host)
+		case "/jwks":
+			_, _ = w.Write(jwks)
+		}
+	})
+	return srv.URL
+}
+
+func TestRestartDuringOutageUsesStoredKeys(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	tests := []struct {
+		name  string
+		start func(t *testing.T, down *atomic.Bool) keySetConfig
+	}{
+		{"jwks_url", func(t *testing.T, down *atomic.Bool) keySetConfig {
+			srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+				if down.Load() {
+					http.Error(w, "down", http.StatusServiceUnavailable)
+					return
+				}
+				_, _ = w.Write(jwksJSON(t, k1))
+			})
+			return keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: defaultMaxStale}
+		}},
+		{"oidc", func(t *testing.T, down *atomic.Bool) keySetConfig {
+			return keySetConfig{kind: "oidc", location: oidcProvider(t, jwksJSON(t, k1), down), maxStale: defaultMaxStale}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			down := &atomic.Bool{}
+			cfg := tc.start(t, down)
+			storage := &certmagic.FileStorage{Path: t.TempDir()}
+			clock := &fakeClock{}
+
+			first, _ := startStoredKeySet(t, cfg, storage, clock)
+			fresh := waitLoaded(t, first)
+			_ = first.Destruct()
+			if !storage.Exists(context.Background(), storageKey(cfg.location)) {
+				t.Fatal("key set not saved to storage")
+			}
+
+			// Restart six days later with the issuer down.
+			down.Store(true)
+			clock.advance(6 * 24 * time.Hour)
+			second, logs := startStoredKeySet(t, cfg, storage, clock)
+			restored := second.Refresh(context.Background())
+			if restored == nil || restored.Lookup("k1") == nil || !restored.origin.fromStorage {
+				t.Fatal("stored key set not used while the issuer is down")
+			}
+			if restored.Issuer != fresh.Issuer {
+				t.Fatalf("restored issuer %q, want %q", restored.Issuer, fresh.Issuer)
+			}
+			entries := logs.FilterMessage("issuer unreachable; serving with the stored key set").All()
+			if len(entries) != 1 || entries[0].ContextMap()["age"] == nil {
+				t.Fatalf("restore not logged with its age: %v", entries)
+			}
+			v, _ := NewVerifier(Policy{Algorithms: []string{"RS256"}})
+			claims := with(validClaims(), map[string]any{"iss": fresh.Issuer, "exp": time.Now().Add(time.Hour).Unix()})
+			if _, rej := verifyString(v, sign(t, k1, claims, nil), restored, time.Now()); rej != nil {
+				t.Fatalf("token refused with stored keys: %v", rej)
+			}
+
+			// Two days on (eight in all) the stored set is too old and is dropped.
+			clock.advance(2 * 24 * time.Hour)
+			if second.Refresh(context.Background()) != nil {
+				t.Fatal("stored key set still used past max_stale")
+			}
+
+			// The issuer comes back: the set is fetched again.
+			down.Store(false)
+			clock.advance(time.Minute)
+			if set := second.Refresh(context.Background()); set == nil || set.origin.fromStorage {
+				t.Fatal("no fresh key set after the issuer recovered")
+			}
+		})
+	}
+}
+
+func TestStoredKeySetLimits(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	tests := []struct {
+		name     string
+		maxStale time.Duration
+		age      time.Duration
+		stored   bool // saved at all
+		used     bool // restored after the restart
+	}{
+		{"fresh enough", time.Hour, 59 * time.Minute, true, true},
+		{"older than max_stale", time.Hour, 61 * time.Minute, true, false},
+		{"persistence off", 0, 0, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			storage := &certmagic.FileStorage{Path: t.TempDir()}
+			clock := &fakeClock{}
+			cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: tc.maxStale}
+			is.serve(http.StatusOK, jwksJSON(t, k1))
+			first, _ := startStoredKeySet(t, cfg, storage, clock)
+			waitLoaded(t, first)
+			_ = first.Destruct()
+			if got := storage.Exists(context.Background(), storageKey(is.URL)); got != tc.stored {
+				t.Fatalf("stored = %v, want %v", got, tc.stored)
+			}
+
+			is.serve(http.StatusInternalServerError, nil)
+			clock.advance(tc.age)
+			second, _ := startStoredKeySet(t, cfg, storage, clock)
+			if got := second.Refresh(context.Background()) != nil; got != tc.used {
+				t.Fatalf("stored set used = %v, want %v", got, tc.used)
+			}
+		})
+	}
+}
+
+func TestStoredKeySetRecord(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	is.setHeader("ETag", `"v1"`)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	s, _ := startStoredKeySet(t, keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}, storage, &fakeClock{})
+	waitLoaded(t, s)
+	data, err := storage.Load(context.Background(), storageKey(is.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec storedKeySet
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Source != is.URL || rec.URL != is.URL || rec.ETag != `"v1"` || rec.FetchedAt.IsZero() || len(rec.Document) == 0 {
+		t.Fatalf("stored record = %+v", rec)
+	}
+	// Another source's record under this key is not trusted.
+	if _, err := loadKeySet(context.Background(), storage, "http://elsewhere.test", time.Hour, time.Now()); err == nil {
+		t.Fatal("loaded a record for another source")
+	}
+}
+
+func TestConditionalRefresh(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	var conditional, unconditional atomic.Int64
+	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		etagOK := r.Header.Get("If-None-Match") == `"v1"`
+		dateOK := r.Header.Get("If-Modified-Since") == "Mon, 02 Jan 2006 15:04:05 GMT"
+		if etagOK && dateOK {
+			conditional.Add(1)
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		unconditional.Add(1)
+		w.Header().Set("ETag", `"v1"`)
+		w.Header().Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
+		_, _ = w.Write(jwksJSON(t, k1))
+	})
+	clock := &fakeClock{}
+	s, logs := startKeySet(t, "jwks_url", srv.URL, time.Second, clock)
+	before := waitLoaded(t, s)
+	for range 3 {
+		clock.advance(time.Minute)
+		if after := s.Refresh(context.Background()); after != before {
+			t.Fatal("304 replaced the key set")
+		}
+	}
+	if conditional.Load() != 3 || unconditional.Load() != 1 {
+		t.Fatalf("conditional %d, unconditional %d; want 3 and 1", conditional.Load(), unconditional.Load())
+	}
+	if n := len(logs.FilterMessage("fetching key set failed; keeping previous keys").All()); n != 0 {
+		t.Fatalf("304 logged as %d failures", n)
+	}
+}
