@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -29,23 +30,23 @@ type testKey struct {
 }
 
 var (
-	rsaOnce sync.Once
+	rsaMu   sync.Mutex
 	rsaPool []*rsa.PrivateKey
 )
 
-// rsaKey returns the i-th of a few RSA keys generated once per test binary
+// rsaTestKey returns the i-th RSA key, generated once per test binary
 // (2048-bit generation is slow enough to share).
 func rsaTestKey(t testing.TB, i int) *rsa.PrivateKey {
 	t.Helper()
-	rsaOnce.Do(func() {
-		for range 3 {
-			k, err := rsa.GenerateKey(rand.Reader, 2048)
-			if err != nil {
-				panic(err)
-			}
-			rsaPool = append(rsaPool, k)
+	rsaMu.Lock()
+	defer rsaMu.Unlock()
+	for len(rsaPool) <= i {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		rsaPool = append(rsaPool, k)
+	}
 	return rsaPool[i]
 }
 
@@ -224,3 +225,6 @@ func writeFile(t testing.TB, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// caddy1ns is a min_refresh_interval that never holds a refetch back.
+const caddy1ns = caddy.Duration(time.Nanosecond)

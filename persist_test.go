@@ -163,6 +163,7 @@ func TestStoredKeySetRecord(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	s, _ := startStoredKeySet(t, keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}, storage, &fakeClock{})
 	waitLoaded(t, s)
+	_ = s.Destruct() // the save follows the load; stopping waits for it
 	data, err := storage.Load(context.Background(), storageKey(is.URL))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package idtoken
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -32,6 +33,7 @@ type keySetConfig struct {
 	refreshInterval time.Duration
 	minRefresh      time.Duration
 	maxStale        time.Duration // 0: do not persist
+	timeout         time.Duration // per fetch; 0: fetchTimeout (tests shorten it)
 }
 
 func (c keySetConfig) String() string {
@@ -100,7 +102,7 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
 		maxStale:    cfg.maxStale,
-		timeout:     fetchTimeout,
+		timeout:     cmp.Or(cfg.timeout, fetchTimeout),
 		logger:      logger,
 		now:         now,
 		wake:        make(chan struct{}, 1),
@@ -133,7 +135,9 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 			cancel()
 			return nil, err
 		}
-		s.install(res)
+		res.set.Loaded = s.now()
+		s.current.Store(res.set)
+		s.logLoaded(res.set)
 		s.lastFetch = s.now()
 		first = s.refreshAfter(0)
 	} else {
@@ -231,8 +235,7 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 		*backoff = 0
 		next = s.refreshAfter(res.maxAge)
 	case err == nil:
-		s.install(res)
-		s.persist(ctx, res.set)
+		res.set.Loaded = s.now()
 		*backoff = 0
 		next = s.refreshAfter(res.maxAge)
 	default:
@@ -246,10 +249,17 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 			zap.Error(err),
 			zap.Bool("have_keys", prev != nil),
 			zap.Duration("retry_in", next))
+		// Before waking the waiters, so they see a restored set.
 		s.fallBackToStorage(ctx, prev)
 	}
 
+	// Installing the set and ending the pending fetch happen together: a
+	// request that still saw the old set either joins a fetch that has not
+	// installed yet or, once this one has, may start a new one.
 	s.mu.Lock()
+	if err == nil && !res.notModified {
+		s.current.Store(res.set)
+	}
 	s.lastFetch = s.now()
 	if s.pending != nil {
 		close(s.pending)
@@ -260,6 +270,11 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	default:
 	}
 	s.mu.Unlock()
+
+	if err == nil && !res.notModified {
+		s.logLoaded(res.set)
+		s.persist(ctx, res.set)
+	}
 	return next
 }
 
@@ -318,13 +333,11 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	}
 }
 
-func (s *RefreshingKeySet) install(res fetched) {
-	res.set.Loaded = s.now()
-	s.current.Store(res.set)
+func (s *RefreshingKeySet) logLoaded(set *KeySet) {
 	s.logger().Info("key set loaded",
 		zap.String("source", s.src.String()),
-		zap.Int("count", res.set.Len()),
-		zap.Strings("kids", res.set.KIDs()))
+		zap.Int("count", set.Len()),
+		zap.Strings("kids", set.KIDs()))
 }
 
 func (s *RefreshingKeySet) logSkipped(res fetched) {
