@@ -107,8 +107,10 @@ func TestHostileIssuer(t *testing.T) {
 			reason: "more than 3 redirects", maxHits: 4,
 		},
 		{
-			name:   "HTTP 503",
-			bad:    func(w http.ResponseWriter, r *http.Request) { http.Error(w, "maintenance", http.StatusServiceUnavailable) },
+			name: "HTTP 503",
+			bad: func(w http.ResponseWriter, r *http.Request) {
+				http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			},
 			reason: "HTTP 503", maxHits: 1,
 		},
 		{
@@ -127,8 +129,10 @@ func TestHostileIssuer(t *testing.T) {
 			reason: "not a JSON object", maxHits: 1,
 		},
 		{
-			name:   "only unusable keys",
-			bad:    func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]}`)) },
+			name: "only unusable keys",
+			bad: func(w http.ResponseWriter, r *http.Request) {
+				_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]}`))
+			},
 			reason: "no usable key", maxHits: 1,
 		},
 		{
@@ -223,7 +227,9 @@ func TestRedirects(t *testing.T) {
 func TestIssuerRecoversAfterErrors(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	is := newSwitchable(t, jwksJSON(t, k1))
-	is.misbehave(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "starting", http.StatusInternalServerError) })
+	is.misbehave(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "starting", http.StatusInternalServerError)
+	})
 	s, _ := startKeySet(t, "jwks_url", is.URL, time.Hour, &fakeClock{})
 	time.Sleep(1500 * time.Millisecond) // first try at 0 s, retry at 1 s
 	is.misbehave(nil)
