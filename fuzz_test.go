@@ -1,0 +1,327 @@
+package idtoken
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// The fuzz targets check properties, not examples: no input panics or
+// hangs, and nothing is accepted unless an independent check (the standard
+// library, not golang-jwt) confirms a configured key signed it.
+
+// fuzzEdKey is a fixed Ed25519 key, so seed tokens signed with it are
+// reproducible (Ed25519 signatures are deterministic).
+var fuzzEdKey = testKey{kid: "ed", alg: "EdDSA", priv: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))}
+
+func init() { fuzzEdKey.pub = fuzzEdKey.priv.(ed25519.PrivateKey).Public() }
+
+// fuzzECKey is a fixed P-256 key.
+func fuzzECKey(t testing.TB) testKey {
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), bytes.Repeat([]byte{9}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testKey{kid: "ec", alg: "ES256", priv: priv, pub: &priv.PublicKey}
+}
+
+// fuzzPolicy is the policy FuzzVerify checks against.
+var fuzzPolicy = Policy{
+	Algorithms: []string{"RS256", "PS256", "ES256", "EdDSA"},
+	Issuers:    []string{"https://issuer.test"},
+	Leeway:     time.Minute,
+}
+
+// independentlySigned reports whether raw carries a signature by one of
+// keys, checked with the standard library only.
+func independentlySigned(raw string, keys []testKey) bool {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	hdrJSON, err1 := b64.DecodeString(parts[0])
+	sig, err2 := b64.DecodeString(parts[2])
+	var hdr struct{ Alg, Kid string }
+	if err1 != nil || err2 != nil || json.Unmarshal(hdrJSON, &hdr) != nil {
+		return false
+	}
+	input := []byte(parts[0] + "." + parts[1])
+	sum := sha256.Sum256(input)
+	for _, k := range keys {
+		if hdr.Kid != k.kid {
+			continue
+		}
+		switch pub := k.pub.(type) {
+		case ed25519.PublicKey:
+			if hdr.Alg == "EdDSA" && ed25519.Verify(pub, input, sig) {
+				return true
+			}
+		case *ecdsa.PublicKey:
+			if hdr.Alg == "ES256" && len(sig) == 64 &&
+				ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+				return true
+			}
+		case *rsa.PublicKey:
+			if hdr.Alg == "RS256" && rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig) == nil {
+				return true
+			}
+			if hdr.Alg == "PS256" && rsa.VerifyPSS(pub, crypto.SHA256, sum[:], sig, nil) == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func FuzzVerify(f *testing.F) {
+	rsaK := newRSAKey(f, "rsa", 0)
+	keys := []testKey{fuzzEdKey, fuzzECKey(f), rsaK}
+	set := mustParse(f, jwksJSON(f, keys...))
+	v, err := NewVerifier(fuzzPolicy)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range verifySeeds(f) {
+		f.Add(seed.raw, []byte(seed.header), []byte(seed.payload))
+	}
+	f.Fuzz(func(t *testing.T, raw string, header, payload []byte) {
+		// 1. An arbitrary token string.
+		if claims, rej := verifyString(v, raw, set, testNow); rej == nil {
+			if !independentlySigned(raw, keys) {
+				t.Fatalf("accepted a token no configured key signed: %q", raw)
+			}
+			checkAcceptedClaims(t, claims)
+		} else if rej.Status != 401 && rej.Status != 403 {
+			t.Fatalf("rejection status %d", rej.Status)
+		}
+		// 2. Arbitrary header and payload, validly signed by the Ed25519 key:
+		// everything past the signature must still hold.
+		input := b64u(header) + "." + b64u(payload)
+		token := input + "." + b64u(ed25519.Sign(fuzzEdKey.priv.(ed25519.PrivateKey), []byte(input)))
+		if claims, rej := verifyString(v, token, set, testNow); rej == nil {
+			var hdr struct{ Alg, Kid string }
+			if json.Unmarshal(header, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Kid != "ed" {
+				t.Fatalf("accepted header %q for an Ed25519 signature by kid ed", header)
+			}
+			checkAcceptedClaims(t, claims)
+		}
+	})
+}
+
+// checkAcceptedClaims re-derives the time and issuer checks for an accepted token.
+func checkAcceptedClaims(t *testing.T, c *Claims) {
+	exp, ok := c.m["exp"].(json.Number)
+	if !ok {
+		t.Fatalf("accepted without numeric exp: %v", c.m["exp"])
+	}
+	f, err := exp.Float64()
+	if err != nil || float64(testNow.Unix()) >= f+fuzzPolicy.Leeway.Seconds() {
+		t.Fatalf("accepted an expired token: exp %s", exp)
+	}
+	if c.m["iss"] != "https://issuer.test" {
+		t.Fatalf("accepted iss %v", c.m["iss"])
+	}
+}
+
+func FuzzParseJWKS(f *testing.F) {
+	for _, seed := range jwksSeeds(f) {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		set, skipped, err := ParseKeyDocument(data)
+		if err != nil {
+			if set != nil {
+				t.Fatal("error with a key set")
+			}
+			return
+		}
+		if set.Len() == 0 {
+			t.Fatal("no error and no key")
+		}
+		for i := range set.keys {
+			k := &set.keys[i]
+			switch pub := k.Public.(type) {
+			case *rsa.PublicKey:
+				if pub.N.BitLen() < minRSABits || pub.E < 3 {
+					t.Fatalf("weak RSA key accepted: %d bits, e=%d", pub.N.BitLen(), pub.E)
+				}
+			case *ecdsa.PublicKey:
+				if !pub.Curve.IsOnCurve(pub.X, pub.Y) {
+					t.Fatal("EC point off the curve accepted")
+				}
+			case ed25519.PublicKey:
+				if len(pub) != ed25519.PublicKeySize {
+					t.Fatal("bad Ed25519 key length")
+				}
+			default:
+				t.Fatalf("unexpected key type %T", pub)
+			}
+			if k.Alg != "" && !k.fits(k.Alg) {
+				t.Fatalf("key with alg %q that does not fit it", k.Alg)
+			}
+			if got := set.Lookup(k.ID); !slices.Contains(got, k) {
+				t.Fatal("key not found under its own kid")
+			}
+		}
+		_ = skipped
+	})
+}
+
+func FuzzCaddyfile(f *testing.F) {
+	for _, seed := range caddyfileSeeds() {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		tokens, err := caddyfile.Tokenize([]byte("idtoken {\n"+body+"\n}\n"), "Caddyfile")
+		if err != nil {
+			return
+		}
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokens)); err != nil {
+			return
+		}
+		// Whatever the Caddyfile accepts, the JSON config must accept too,
+		// and it must survive a JSON round trip unchanged.
+		if err := h.Validate(); err != nil {
+			t.Fatalf("Caddyfile accepted a config Validate refuses: %v", err)
+		}
+		for _, alg := range h.policy().Algorithms {
+			if !supportedAlgs[alg] {
+				t.Fatalf("accepted algorithm %q", alg)
+			}
+		}
+		data, err := json.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Handler
+		if err := json.Unmarshal(data, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(h, back) {
+			t.Fatalf("JSON round trip changed the config:\n%+v\n%+v", h, back)
+		}
+	})
+}
+
+type verifySeed struct{ raw, header, payload string }
+
+// verifySeeds are real token shapes: Gigya accounts.getJWT, Tencent CIAM,
+// Auth0-style, and the attacks the verifier must refuse.
+func verifySeeds(t testing.TB) []verifySeed {
+	exp, iat := testNow.Add(5*time.Minute).Unix(), testNow.Add(-time.Minute).Unix()
+	gigyaHeader := `{"typ":"JWT","alg":"EdDSA","kid":"ed","dc":"us1"}`
+	gigyaPayload := fmt.Sprintf(`{"iss":"https://issuer.test","apiKey":"3_abc","sub":"9c4a0f1e","iat":%d,"exp":%d,"auth_time":%d,"email":"a@example.com","data.userKey":"u1"}`, iat, exp, iat)
+	tencentHeader := `{"kid":"ed","typ":"JWT","alg":"EdDSA"}`
+	tencentPayload := fmt.Sprintf(`{"sub":"u-1","aud":"client","azp":"client","iss":"https://issuer.test","exp":%d,"iat":%d,"jti":"6f1c"}`, exp, iat)
+	nested := fmt.Sprintf(`{"iss":"https://issuer.test","sub":"x","exp":%d,"address":{"country":"DE"},"groups":["a","b"],"n":1.7324e+09,"ok":true,"nothing":null}`, exp)
+	signed := func(h, p string) string { return signRaw(t, fuzzEdKey, h, p) }
+	return []verifySeed{
+		{signed(gigyaHeader, gigyaPayload), gigyaHeader, gigyaPayload},
+		{signed(tencentHeader, tencentPayload), tencentHeader, tencentPayload},
+		{signed(tencentHeader, nested), tencentHeader, nested},
+		{signed(`{"alg":"EdDSA"}`, tencentPayload), `{"alg":"EdDSA"}`, tencentPayload},
+		{b64u([]byte(`{"alg":"none"}`)) + "." + b64u([]byte(tencentPayload)) + ".", `{"alg":"none","kid":"ed"}`, tencentPayload},
+		{b64u([]byte(`{"alg":"HS256","kid":"ed"}`)) + "." + b64u([]byte(tencentPayload)) + ".c2ln", `{"alg":"HS256","kid":"ed"}`, tencentPayload},
+		{signed(`{"alg":"EdDSA","kid":"ed","crit":["exp"]}`, tencentPayload), `{"alg":"EdDSA","kid":"ed","crit":["exp"]}`, tencentPayload},
+		{signed(`{"alg":"EdDSA","kid":"ed","jku":"http://127.0.0.1:1/"}`, tencentPayload), `{"alg":"EdDSA","kid":"ed","jku":"http://127.0.0.1:1/","x5c":["AA"]}`, tencentPayload},
+		{signed(tencentHeader, `[1,2]`), tencentHeader, `null`},
+		{"a.b.c", `{"alg":"EdDSA","kid":"ed"}`, fmt.Sprintf(`{"iss":"https://issuer.test","exp":"%d"}`, exp)},
+		{"", `{"alg":"EdDSA","kid":"ed"}`, fmt.Sprintf(`{"iss":"https://issuer.test","exp":%d}{}`, exp)},
+	}
+}
+
+// jwksSeeds are real key document shapes.
+func jwksSeeds(t testing.TB) []string {
+	ec := fuzzECKey(t)
+	// A fixed 2048-bit modulus: parsing needs no real private key behind it,
+	// and a fixed one keeps the corpus files reproducible.
+	n := new(big.Int).Lsh(big.NewInt(1), 2047)
+	n.Add(n, big.NewInt(0x1d2b))
+	rsaK := testKey{kid: "REQ0MUQ5N0NCRTJEMzk3M0U1RkNDQ0U0Q0M1REFBRjhDMjdENUFBQg", alg: "RS256", pub: &rsa.PublicKey{N: n, E: 65537}}
+	return []string{
+		string(jwksJSON(t, fuzzEdKey, ec, rsaK)),
+		strings.Replace(string(jwksJSON(t, rsaK)), `"keys"`, `"Keys"`, 1),
+		string(gigyaV1(rsaK)),
+		string(gigyaV2(rsaK, ec)),
+		gigyaInvalidAPIKey,
+		`{"callId":"x","errorCode":301001,"errorMessage":"Invalid data center","statusCode":403}`,
+		`{"keys":[{"kty":"oct","k":"c2VjcmV0"},{"kty":"RSA","n":"AQAB","e":"AQAB"},{"kty":"EC","crv":"P-256","x":"AA","y":"AA"},{"kty":"OKP","crv":"X25519","x":"AA"}]}`,
+		`{"keys":[],"Keys":[]}`,
+		`{"keys":null}`,
+		`[]`,
+	}
+}
+
+// caddyfileSeeds are idtoken block bodies, valid and not.
+func caddyfileSeeds() []string {
+	return []string{
+		"api_key 3_abc\ndata_center eu1\nfrom_cookie id_token\nfrom_header Authorization",
+		"oidc_issuer https://fidm.eu1.gigya.com/oidc/op/v1.0/3_abc\naudience client",
+		"jwks_url https://t.portal.tencentciam.com/oauth2/jwks\nissuer https://t.portal.tencentciam.com\naudience c",
+		"jwks_file /etc/jwks.json\nalgorithms RS256 ES256 EdDSA\nleeway 0\nrequire groups admin ops\noptional\nrealm r",
+		"jwks_url https://x/jwks\nrefresh_interval 2h\nmin_refresh_interval 30s\nmax_stale 0\nfrom_query t",
+		"api_key k\napi_key k2",
+		"jwks_file x\nalgorithms none HS256",
+		"data_center cn1.gigya-api.cn",
+		"jwks_file x\nleeway \"1m\"\nrequire \"a b\" \"c\"",
+	}
+}
+
+// TestFuzzSeedCorpus keeps testdata/fuzz in step with the seeds above, so
+// `go test` replays them and `go test -fuzz` starts from them. Set
+// IDTOKEN_WRITE_CORPUS=1 to rewrite the files.
+func TestFuzzSeedCorpus(t *testing.T) {
+	files := map[string]string{}
+	add := func(target string, i int, values ...any) {
+		var b strings.Builder
+		b.WriteString("go test fuzz v1\n")
+		for _, v := range values {
+			switch x := v.(type) {
+			case string:
+				fmt.Fprintf(&b, "string(%q)\n", x)
+			case []byte:
+				fmt.Fprintf(&b, "[]byte(%q)\n", x)
+			}
+		}
+		files[filepath.Join("testdata", "fuzz", target, fmt.Sprintf("seed-%02d", i))] = b.String()
+	}
+	for i, s := range verifySeeds(t) {
+		add("FuzzVerify", i, s.raw, []byte(s.header), []byte(s.payload))
+	}
+	for i, s := range jwksSeeds(t) {
+		add("FuzzParseJWKS", i, []byte(s))
+	}
+	for i, s := range caddyfileSeeds() {
+		add("FuzzCaddyfile", i, s)
+	}
+	for path, want := range files {
+		if os.Getenv("IDTOKEN_WRITE_CORPUS") == "1" {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, path, []byte(want))
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != want {
+			t.Errorf("%s is missing or stale; regenerate with IDTOKEN_WRITE_CORPUS=1 go test -run TestFuzzSeedCorpus", path)
+		}
+	}
+}
