@@ -1,6 +1,8 @@
 package idtoken
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -41,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
 //	    max_stale            <duration>
+//	    cache_size           <n>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -111,6 +114,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, &h.RefreshInterval)
 		case "min_refresh_interval":
 			err = durationArg(d, &h.MinRefreshInterval)
+		case "cache_size":
+			var n string
+			if err = oneArg(d, &n); err == nil {
+				size, perr := strconv.Atoi(n)
+				if perr != nil || size < 0 {
+					return d.Errf("cache_size: %q is not a count of tokens", n)
+				}
+				h.CacheSize = &size
+			}
 		case "max_stale":
 			err = optionalDurationArg(d, &h.MaxStale)
 		default:

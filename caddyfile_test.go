@@ -16,6 +16,8 @@ import (
 
 func dur(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }
 
+func intp(n int) *int { return &n }
+
 func TestUnmarshalCaddyfile(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -41,6 +43,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				refresh_interval 2h
 				min_refresh_interval 30s
 				max_stale 3d
+				cache_size 500
 			}`,
 			want: Handler{
 				APIKey: "3_abc", DataCenter: "eu1",
@@ -50,13 +53,14 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
 				Optional:     true, Realm: "example",
 				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
-				MaxStale: dur(72 * time.Hour),
+				MaxStale: dur(72 * time.Hour), CacheSize: intp(500),
 			},
 		},
 		{name: "oidc issuer", input: "idtoken {\n oidc_issuer https://op.test/tenant\n}", want: Handler{OIDCIssuer: "https://op.test/tenant"}},
 		{name: "jwks url", input: "idtoken {\n jwks_url https://op.test/oauth2/jwks\n}", want: Handler{JWKSURL: "https://op.test/oauth2/jwks"}},
 		{name: "jwks file", input: "idtoken {\n jwks_file /etc/jwks.json\n}", want: Handler{JWKSFile: "/etc/jwks.json"}},
 		{name: "max_stale zero turns persistence off", input: "idtoken {\n jwks_url https://x.test/jwks\n max_stale 0\n}", want: Handler{JWKSURL: "https://x.test/jwks", MaxStale: dur(0)}},
+		{name: "cache_size zero turns the cache off", input: "idtoken {\n jwks_file x\n cache_size 0\n}", want: Handler{JWKSFile: "x", CacheSize: intp(0)}},
 		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{JWKSFile: "x", Leeway: dur(0)}},
 		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}},
 		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
@@ -86,6 +90,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"too many arguments", "jwks_file a b", "jwks_file: too many arguments", 3},
 		{"unparsable duration", "jwks_file x\n\tleeway soon", `leeway: invalid duration "soon"`, 4},
 		{"negative duration", "jwks_file x\n\trefresh_interval -1s", "must not be negative", 4},
+		{"cache_size not a number", "jwks_file x\n\tcache_size lots", `cache_size: "lots" is not a count of tokens`, 4},
+		{"negative cache_size", "jwks_file x\n\tcache_size -1", `cache_size: "-1" is not a count of tokens`, 4},
 		{"unparsable max_stale", "jwks_file x\n\tmax_stale forever", `max_stale: invalid duration "forever"`, 4},
 		{"two key sources", "jwks_file x\n\tapi_key k", "api_key: only one key source may be set (jwks_file was set already)", 4},
 		{"no key source", "audience a", "one key source is required", 2},

@@ -29,13 +29,10 @@ func (a *requestAuth) replace(key string) (any, bool) {
 		return "", true // anonymous: every http.auth.* placeholder is empty
 	}
 	if name, ok := strings.CutPrefix(rest, "jwt."); ok {
-		if v, ok := a.claims.Lookup(name); ok {
-			return Render(v), true
-		}
-		return "", true
+		return a.claims.placeholder(name), true
 	}
 	if rest == "user.id" {
-		return a.claims.Subject(), true
+		return a.claims.sub, true
 	}
 	return nil, false
 }
@@ -50,26 +47,48 @@ func setAuthPlaceholders(r *http.Request, repl *caddy.Replacer, claims *Claims) 
 		repl.Map(a.replace)
 	}
 	a.claims = claims
-	sub := ""
+	var sub any = ""
 	if claims != nil {
-		sub = claims.Subject()
+		sub = claims.sub
 	}
 	// Set statically too: it overrides a user.id set earlier in the chain,
 	// and Caddy's access log reads it for user_id.
 	repl.Set("http.auth.user.id", sub)
 }
 
-// Claims are the verified claims of a token.
+// Claims are the verified claims of a token. Their placeholder values are
+// rendered (and boxed for the replacer) once, when the token is verified,
+// so a cached token costs no rendering per request.
 type Claims struct {
-	m map[string]any
+	m        map[string]any
+	rendered map[string]any // top-level name -> rendered string
+	sub      any            // the rendered sub claim
+	key      *Key           // the key that verified the signature
 }
 
-func newClaims(m map[string]any) *Claims { return &Claims{m: m} }
+func newClaims(m map[string]any, key *Key) *Claims {
+	c := &Claims{m: m, rendered: make(map[string]any, len(m)), key: key}
+	for name, v := range m {
+		c.rendered[name] = Render(v)
+	}
+	sub, _ := m["sub"].(string)
+	c.sub = sub
+	return c
+}
 
 // Subject is the sub claim, or "" when it is absent or not a string.
-func (c *Claims) Subject() string {
-	s, _ := c.m["sub"].(string)
-	return s
+func (c *Claims) Subject() string { return c.sub.(string) }
+
+// placeholder returns the rendered value of a claim name or dotted path,
+// and "" for a claim the token does not have.
+func (c *Claims) placeholder(name string) any {
+	if v, ok := c.rendered[name]; ok {
+		return v
+	}
+	if v, ok := lookupPath(c.m, name); ok {
+		return Render(v)
+	}
+	return ""
 }
 
 // Lookup finds a claim by name. A claim whose own name contains dots (Gigya

@@ -21,7 +21,7 @@ func TestRenderAndLookup(t *testing.T) {
 	if err := dec.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	c := newClaims(m)
+	c := newClaims(m, nil)
 	tests := []struct {
 		name, want string
 		found      bool

@@ -57,6 +57,7 @@ type KeySet struct {
 	Issuer string    // issuer named by the source (OIDC discovery); empty if none
 	Loaded time.Time // when the document was fetched
 	origin origin
+	gen    uint64 // set by RefreshingKeySet: distinguishes its snapshots
 }
 
 // origin records where a set's document came from: for conditional

@@ -75,7 +75,12 @@ type Handler struct {
 	// persistence off.
 	MaxStale *caddy.Duration `json:"max_stale,omitempty"`
 
+	// How many verified tokens to remember, so a token seen before skips
+	// the signature check. Default: 10000; 0 turns the cache off.
+	CacheSize *int `json:"cache_size,omitempty"`
+
 	storage  certmagic.Storage // nil: Caddy's configured storage
+	cache    *tokenCache
 	verifier *Verifier
 	keys     *RefreshingKeySet
 	keyCfg   keySetConfig
@@ -113,10 +118,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
+	policy := h.policy()
 	var err error
-	if h.verifier, err = NewVerifier(h.policy()); err != nil {
+	if h.verifier, err = NewVerifier(policy); err != nil {
 		return err
 	}
+	cacheSize := defaultCacheSize
+	if h.CacheSize != nil {
+		cacheSize = *h.CacheSize
+	}
+	h.cache = newTokenCache(cacheSize, policy.Leeway)
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
 		return err
 	}
@@ -230,6 +241,9 @@ func (h *Handler) Validate() error {
 	if h.RefreshInterval < 0 || h.MinRefreshInterval < 0 || (h.MaxStale != nil && *h.MaxStale < 0) {
 		return errors.New("idtoken: refresh_interval, min_refresh_interval and max_stale must not be negative")
 	}
+	if h.CacheSize != nil && *h.CacheSize < 0 {
+		return errors.New("idtoken: cache_size must not be negative")
+	}
 	for _, r := range h.Require {
 		if r.Claim == "" || len(r.Values) == 0 {
 			return errors.New("idtoken: require needs a claim and at least one value")
@@ -281,11 +295,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.reject(w, r, nil, unauthorized(ReasonMissing))
 	}
-	tok, rej := h.verifier.Parse(raw)
-	if rej != nil {
-		return h.reject(w, r, nil, rej)
-	}
-	claims, rej := h.verify(r, tok)
+	claims, tok, rej := h.verify(r, raw)
 	if rej != nil {
 		return h.reject(w, r, tok, rej)
 	}
@@ -293,22 +303,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// verify checks a parsed token against the current keys, asking the key
-// flow for a refetch when no key has loaded yet or the kid is unknown.
-func (h *Handler) verify(r *http.Request, tok *Token) (*Claims, *Rejection) {
+// verify returns the claims of a valid token: from the cache when it was
+// verified before and still holds, else by full verification, asking the
+// key flow for a refetch when no key has loaded yet or the kid is unknown.
+// tok, when not nil, is the parsed token, for logging a rejection.
+func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejection) {
+	now := h.now()
 	keys := h.keys.Current()
+	if claims := h.cache.lookup(raw, keys, now); claims != nil {
+		return claims, nil, nil
+	}
+	tok, rej := h.verifier.Parse(raw)
+	if rej != nil {
+		return nil, nil, rej
+	}
 	if keys == nil {
 		if keys = h.keys.Refresh(r.Context()); keys == nil {
-			return nil, &Rejection{Status: http.StatusServiceUnavailable, Reason: ReasonNoKeys}
+			return nil, tok, &Rejection{Status: http.StatusServiceUnavailable, Reason: ReasonNoKeys}
 		}
 	}
-	claims, rej := h.verifier.Verify(tok, keys, h.now())
+	claims, rej := h.verifier.Verify(tok, keys, now)
 	if rej != nil && rej.Reason == ReasonUnknownKID {
 		if fresh := h.keys.Refresh(r.Context()); fresh != keys {
-			claims, rej = h.verifier.Verify(tok, fresh, h.now())
+			keys = fresh
+			claims, rej = h.verifier.Verify(tok, keys, h.now())
 		}
 	}
-	return claims, rej
+	if rej != nil {
+		return nil, tok, rej
+	}
+	h.cache.store(raw, claims, keys)
+	return claims, tok, nil
 }
 
 // extractToken returns the token from the first configured source that has

@@ -78,7 +78,8 @@ type RefreshingKeySet struct {
 	now         func() time.Time
 
 	current atomic.Pointer[KeySet]
-	fetches atomic.Int64 // fetch attempts, for tests and logs
+	gens    atomic.Uint64 // last generation given to a snapshot
+	fetches atomic.Int64  // fetch attempts, for tests and logs
 	storage atomic.Pointer[storageRef]
 
 	mu        sync.Mutex
@@ -136,7 +137,7 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 			return nil, err
 		}
 		res.set.Loaded = s.now()
-		s.current.Store(res.set)
+		s.current.Store(s.stamp(res.set))
 		s.logLoaded(res.set)
 		s.lastFetch = s.now()
 		first = s.refreshAfter(0)
@@ -258,7 +259,7 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	// installed yet or, once this one has, may start a new one.
 	s.mu.Lock()
 	if err == nil && !res.notModified {
-		s.current.Store(res.set)
+		s.current.Store(s.stamp(res.set))
 	}
 	s.lastFetch = s.now()
 	if s.pending != nil {
@@ -276,6 +277,12 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 		s.persist(ctx, res.set)
 	}
 	return next
+}
+
+// stamp gives set the next generation, before it is published.
+func (s *RefreshingKeySet) stamp(set *KeySet) *KeySet {
+	set.gen = s.gens.Add(1)
+	return set
 }
 
 // setStorage makes storage (nil: none) the one sets are saved to and restored from.
@@ -324,7 +331,7 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 		s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
 		return
 	}
-	if s.current.CompareAndSwap(nil, set) {
+	if s.current.CompareAndSwap(nil, s.stamp(set)) {
 		s.logger().Warn("issuer unreachable; serving with the stored key set",
 			zap.String("source", s.src.String()),
 			zap.Duration("age", s.now().Sub(set.Loaded).Round(time.Second)),

@@ -219,27 +219,29 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 // policy at time now. A rejection with ReasonUnknownKID means the set may be
 // out of date; the caller decides whether to refetch and try again.
 func (v *Verifier) Verify(t *Token, keys *KeySet, now time.Time) (*Claims, *Rejection) {
-	if rej := v.checkSignature(t, keys); rej != nil {
+	key, rej := v.checkSignature(t, keys)
+	if rej != nil {
 		return nil, rej
 	}
 	if rej := v.checkClaims(t.claims, keys, now); rej != nil {
 		return nil, rej
 	}
-	return newClaims(t.claims), nil
+	return newClaims(t.claims, key), nil
 }
 
-func (v *Verifier) checkSignature(t *Token, keys *KeySet) *Rejection {
+// checkSignature returns the key whose signature t carries.
+func (v *Verifier) checkSignature(t *Token, keys *KeySet) (*Key, *Rejection) {
 	var candidates []*Key
 	if t.KID == "" {
 		only := keys.Only()
 		if only == nil {
-			return unauthorized(ReasonNoKID)
+			return nil, unauthorized(ReasonNoKID)
 		}
 		candidates = []*Key{only}
 	} else {
 		candidates = keys.Lookup(t.KID)
 		if len(candidates) == 0 {
-			return unauthorized(ReasonUnknownKID)
+			return nil, unauthorized(ReasonUnknownKID)
 		}
 	}
 	tried := 0
@@ -251,13 +253,13 @@ func (v *Verifier) checkSignature(t *Token, keys *KeySet) *Rejection {
 			break
 		}
 		if t.method.Verify(t.signed, t.sig, k.Public) == nil {
-			return nil
+			return k, nil
 		}
 	}
 	if tried == 0 {
-		return unauthorized(ReasonKeyMismatch)
+		return nil, unauthorized(ReasonKeyMismatch)
 	}
-	return unauthorized(ReasonSignature)
+	return nil, unauthorized(ReasonSignature)
 }
 
 func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *Rejection {

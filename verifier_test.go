@@ -24,7 +24,43 @@ func signRaw(t testing.TB, k testKey, header, payload string) string {
 	return input + "." + b64u(sig)
 }
 
-func TestVerifyRejectionMatrix(t *testing.T) {
+// matrixCase is one row of the rejection matrix: a token, the key set and
+// policy changes it is checked with, and the expected outcome.
+type matrixCase struct {
+	name   string
+	token  string
+	set    *KeySet
+	policy func(*Policy)
+	status int    // 0: accepted
+	reason string // expected rejection reason
+}
+
+// rejectionMatrix holds one case per reason a token is refused, plus the
+// accepted shapes, shared by the verifier and cache tests.
+type rejectionMatrix struct {
+	cases []matrixCase
+	base  Policy
+	keys  *KeySet
+}
+
+// setup returns the verifier, policy and key set a case runs with.
+func (m rejectionMatrix) setup(t *testing.T, tc matrixCase) (*Verifier, Policy, *KeySet) {
+	p := m.base
+	if tc.policy != nil {
+		tc.policy(&p)
+	}
+	v, err := NewVerifier(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := m.keys
+	if tc.set != nil {
+		set = tc.set
+	}
+	return v, p, set
+}
+
+func newRejectionMatrix(t *testing.T) rejectionMatrix {
 	rsa1 := newRSAKey(t, "k1", 0)
 	other := newRSAKey(t, "k1", 1) // same kid, different key: a forgery attempt
 	ec := newECKey(t, "ec1", elliptic.P256(), "ES256")
@@ -58,14 +94,7 @@ func TestVerifyRejectionMatrix(t *testing.T) {
 	parts := strings.Split(valid, ".")
 	goodJSON, _ := json.Marshal(good)
 
-	tests := []struct {
-		name   string
-		token  string
-		set    *KeySet
-		policy func(*Policy)
-		status int    // 0: accepted
-		reason string // expected rejection reason
-	}{
+	tests := []matrixCase{
 		{name: "valid RS256", token: valid},
 		{name: "valid ES256", token: sign(t, ec, good, nil)},
 		{name: "valid EdDSA", token: sign(t, ed, good, nil)},
@@ -115,20 +144,14 @@ func TestVerifyRejectionMatrix(t *testing.T) {
 		{name: "require second line fails", token: sign(t, rsa1, with(good, map[string]any{"email_verified": false}), nil), status: 403, reason: ReasonRequire},
 		{name: "require scalar equals", token: sign(t, rsa1, with(good, map[string]any{"groups": "ops"}), nil)},
 	}
-	for _, tc := range tests {
+	return rejectionMatrix{cases: tests, base: base, keys: keys}
+}
+
+func TestVerifyRejectionMatrix(t *testing.T) {
+	m := newRejectionMatrix(t)
+	for _, tc := range m.cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := base
-			if tc.policy != nil {
-				tc.policy(&p)
-			}
-			v, err := NewVerifier(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			set := keys
-			if tc.set != nil {
-				set = tc.set
-			}
+			v, _, set := m.setup(t, tc)
 			claims, rej := verifyString(v, tc.token, set, testNow)
 			if tc.status == 0 {
 				if rej != nil {

@@ -1,0 +1,161 @@
+package idtoken
+
+import (
+	"crypto"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	defaultCacheSize = 10000
+	// maxCachedTokenLength keeps one entry's memory small; longer tokens are
+	// verified every time.
+	maxCachedTokenLength = 8 << 10
+)
+
+// tokenCache remembers fully verified tokens, keyed by the whole token
+// string, so a token seen before skips the signature check. It belongs to one
+// handler: its policy (issuer, audience, require) is fixed for the cache's
+// life, and a config reload starts a new one. Reads are lock-free (sync.Map);
+// only eviction takes a lock, and only one evictor runs at a time.
+type tokenCache struct {
+	size   int
+	leeway float64 // seconds
+	m      sync.Map
+	count  atomic.Int64
+	evict  sync.Mutex
+}
+
+// cacheEntry is what a hit needs: the rendered claims and what must still
+// hold for them to be valid now.
+type cacheEntry struct {
+	claims *Claims
+	exp    float64 // seconds since the epoch
+	nbf    float64 // -Inf when the token has none
+	gen    uint64  // key set generation the entry was last confirmed under
+	issuer string  // that key set's own issuer (OIDC discovery)
+}
+
+// newTokenCache returns a cache of at most size tokens, or nil (no caching)
+// when size is 0.
+func newTokenCache(size int, leeway time.Duration) *tokenCache {
+	if size <= 0 {
+		return nil
+	}
+	return &tokenCache{size: size, leeway: leeway.Seconds()}
+}
+
+// lookup returns the claims of a previously verified token if they are still
+// valid at now under keys: not expired, not before nbf (leeway applied), and
+// the key that verified the token still in the set. Otherwise it forgets the
+// entry and returns nil. A nil cache never hits.
+func (c *tokenCache) lookup(raw string, keys *KeySet, now time.Time) *Claims {
+	if c == nil || keys == nil {
+		return nil
+	}
+	v, ok := c.m.Load(raw)
+	if !ok {
+		return nil
+	}
+	e := v.(*cacheEntry)
+	t := float64(now.UnixNano()) / 1e9
+	if t >= e.exp+c.leeway || t+c.leeway < e.nbf || !c.confirmKey(raw, e, keys) {
+		c.remove(raw, e)
+		return nil
+	}
+	return e.claims
+}
+
+// confirmKey reports whether the entry's key is still in keys. Under the
+// same generation it is; after a refresh, a key equal to it must be there
+// (then the entry is re-stamped so later hits are cheap again).
+func (c *tokenCache) confirmKey(raw string, e *cacheEntry, keys *KeySet) bool {
+	if e.gen == keys.gen {
+		return true
+	}
+	if keys.Issuer != e.issuer {
+		return false
+	}
+	old := e.claims.key
+	for _, k := range keys.Lookup(old.ID) {
+		if k.Alg == old.Alg && equalKeys(k, old) {
+			fresh := *e
+			fresh.gen = keys.gen
+			c.m.CompareAndSwap(raw, e, &fresh)
+			return true
+		}
+	}
+	return false
+}
+
+// equalKeys compares public keys by value (snapshots re-parse them).
+func equalKeys(a, b *Key) bool {
+	pub, ok := a.Public.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(b.Public)
+}
+
+// store remembers a token that passed every check. Tokens too long to cache
+// and tokens without exp (never accepted anyway) are skipped.
+func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
+	if c == nil || len(raw) > maxCachedTokenLength || claims.key == nil {
+		return
+	}
+	exp, present, ok := numericDate(claims.m, "exp")
+	if !present || !ok {
+		return
+	}
+	nbf, present, _ := numericDate(claims.m, "nbf")
+	if !present {
+		nbf = math.Inf(-1)
+	}
+	e := &cacheEntry{claims: claims, exp: exp, nbf: nbf, gen: keys.gen, issuer: keys.Issuer}
+	// Clone: raw may share memory with a larger header or cookie string.
+	if _, loaded := c.m.LoadOrStore(strings.Clone(raw), e); !loaded {
+		if c.count.Add(1) > int64(c.size) {
+			c.evictSome()
+		}
+	}
+}
+
+func (c *tokenCache) remove(raw string, e *cacheEntry) {
+	if c.m.CompareAndDelete(raw, e) {
+		c.count.Add(-1)
+	}
+}
+
+// evictSome makes room: it drops expired entries and then arbitrary ones
+// (sync.Map iterates in hash order, so this is close to random eviction)
+// until the cache is an eighth below its size, which spreads the cost of a
+// sweep over many inserts.
+func (c *tokenCache) evictSome() {
+	if !c.evict.TryLock() {
+		return // another goroutine is already making room
+	}
+	defer c.evict.Unlock()
+	target := int64(c.size - c.size/8)
+	now := float64(time.Now().UnixNano()) / 1e9
+	c.m.Range(func(k, v any) bool {
+		if e := v.(*cacheEntry); now >= e.exp+c.leeway {
+			c.remove(k.(string), e)
+		}
+		return true
+	})
+	c.m.Range(func(k, v any) bool {
+		if c.count.Load() <= target {
+			return false
+		}
+		c.remove(k.(string), v.(*cacheEntry))
+		return true
+	})
+}
+
+// Len is the number of cached tokens.
+func (c *tokenCache) Len() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.count.Load())
+}

@@ -1,0 +1,212 @@
+package idtoken
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// staticKeys is a key source that holds one set and never fetches, so the
+// handler's verify path can run against any set.
+func staticKeys(set *KeySet) *RefreshingKeySet {
+	s := &RefreshingKeySet{stopped: true, now: time.Now}
+	s.current.Store(set)
+	return s
+}
+
+// cachingHandler is a handler with a verifier, a cache and a fixed key set.
+func cachingHandler(v *Verifier, p Policy, set *KeySet, now time.Time) *Handler {
+	return &Handler{verifier: v, cache: newTokenCache(100, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+}
+
+func verifyRequest(h *Handler, raw string) (*Claims, *Rejection) {
+	claims, _, rej := h.verify(httptest.NewRequest(http.MethodGet, "http://example.com/", nil), raw)
+	return claims, rej
+}
+
+// TestCacheMatchesMissOnRejectionMatrix runs every case of the rejection
+// matrix through the handler's verify twice with the cache on, and once with
+// it off: all three answers must agree, the second accepted answer must come
+// from the cache, and no rejected token may be cached.
+func TestCacheMatchesMissOnRejectionMatrix(t *testing.T) {
+	m := newRejectionMatrix(t)
+	for _, tc := range m.cases {
+		t.Run(tc.name, func(t *testing.T) {
+			v, p, set := m.setup(t, tc)
+			h := cachingHandler(v, p, set, testNow)
+			uncached := &Handler{verifier: v, keys: staticKeys(set), now: h.now}
+
+			want, wantRej := verifyRequest(uncached, tc.token)
+			miss, missRej := verifyRequest(h, tc.token)
+			hitBefore := h.cache.lookup(tc.token, set, testNow) != nil
+			hit, hitRej := verifyRequest(h, tc.token)
+
+			for _, got := range []*Rejection{missRej, hitRej} {
+				if !reflect.DeepEqual(got, wantRej) {
+					t.Fatalf("rejection %+v with cache, %+v without", got, wantRej)
+				}
+			}
+			if wantRej != nil {
+				if h.cache.Len() != 0 {
+					t.Fatalf("rejected token cached (%s)", wantRej.Reason)
+				}
+				return
+			}
+			if !hitBefore {
+				t.Fatal("accepted token not served from the cache the second time")
+			}
+			for _, got := range []*Claims{miss, hit} {
+				if !reflect.DeepEqual(got.rendered, want.rendered) || got.Subject() != want.Subject() {
+					t.Fatalf("claims %v with cache, %v without", got.rendered, want.rendered)
+				}
+			}
+		})
+	}
+}
+
+func TestCacheExpiryWhileCached(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	set := mustParse(t, jwksJSON(t, k1))
+	p := Policy{Algorithms: []string{"RS256"}, Leeway: 30 * time.Second}
+	v, _ := NewVerifier(p)
+	exp := testNow.Add(10 * time.Second)
+	token := sign(t, k1, with(validClaims(), map[string]any{"exp": exp.Unix(), "nbf": testNow.Add(20 * time.Second).Unix()}), nil)
+	h := cachingHandler(v, p, set, testNow)
+	if _, rej := verifyRequest(h, token); rej != nil {
+		t.Fatal(rej)
+	}
+	tests := []struct {
+		name string
+		at   time.Time
+		hit  bool
+	}{
+		{"before nbf within leeway", testNow, true},
+		{"before exp", exp.Add(-time.Second), true},
+		{"after exp within leeway", exp.Add(29 * time.Second), true},
+		{"exp plus leeway", exp.Add(30 * time.Second), false},
+		{"long expired", exp.Add(time.Hour), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if hit := h.cache.lookup(token, set, tc.at) != nil; hit != tc.hit {
+				t.Fatalf("hit = %v, want %v", hit, tc.hit)
+			}
+		})
+	}
+	if h.cache.Len() != 0 {
+		t.Fatal("expired entry not dropped")
+	}
+	h.now = func() time.Time { return exp.Add(time.Hour) }
+	if _, rej := verifyRequest(h, token); rej == nil || rej.Reason != ReasonExpired {
+		t.Fatalf("expired token after cache: %v", rej)
+	}
+	// nbf in the cache: a token whose nbf is ahead by less than the leeway
+	// is served from the cache only while nbf - leeway has passed.
+	early := testNow.Add(-40 * time.Second) // nbf is 60 s after this: beyond the 30 s leeway
+	if h.cache.lookup(token, set, early) != nil {
+		t.Fatal("cache served a token before nbf")
+	}
+}
+
+func TestCacheKeyRemovalWhileCached(t *testing.T) {
+	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
+	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
+	v, _ := NewVerifier(p)
+	stamped := func(gen uint64, issuer string, keys ...testKey) *KeySet {
+		s := mustParse(t, jwksJSON(t, keys...))
+		s.gen, s.Issuer = gen, issuer
+		return s
+	}
+	first := stamped(1, "", k1, k2)
+	token := sign(t, k1, validClaims(), nil)
+	h := cachingHandler(v, p, first, testNow)
+	if _, rej := verifyRequest(h, token); rej != nil {
+		t.Fatal(rej)
+	}
+	tests := []struct {
+		name string
+		set  *KeySet
+		hit  bool
+	}{
+		{"same snapshot", first, true},
+		{"refreshed set still holding the key", stamped(2, "", k2, k1), true},
+		{"re-stamped entry under the new generation", stamped(2, "", k2, k1), true},
+		{"issuer named by discovery changed", stamped(3, "https://other.test", k1, k2), false},
+		{"key removed", stamped(4, "", k2), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if hit := h.cache.lookup(token, tc.set, testNow) != nil; hit != tc.hit {
+				t.Fatalf("hit = %v, want %v", hit, tc.hit)
+			}
+		})
+	}
+	h.keys = staticKeys(stamped(5, "", k2))
+	if _, rej := verifyRequest(h, token); rej == nil || rej.Reason != ReasonUnknownKID {
+		t.Fatalf("token of a removed key: %v", rej)
+	}
+}
+
+func TestCacheBounds(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	set := mustParse(t, jwksJSON(t, k1))
+	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
+	v, _ := NewVerifier(p)
+	now := time.Now()
+	h := &Handler{verifier: v, cache: newTokenCache(50, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+
+	long := sign(t, k1, with(validClaims(), map[string]any{"exp": now.Add(time.Hour).Unix(), "pad": strings.Repeat("x", maxCachedTokenLength)}), nil)
+	if _, rej := verifyRequest(h, long); rej != nil {
+		t.Fatal(rej)
+	}
+	if h.cache.Len() != 0 {
+		t.Fatal("token over 8 KiB cached")
+	}
+	for i := range 500 {
+		tok := sign(t, k1, with(validClaims(), map[string]any{"sub": fmt.Sprint(i), "exp": now.Add(time.Hour).Unix()}), nil)
+		if _, rej := verifyRequest(h, tok); rej != nil {
+			t.Fatal(rej)
+		}
+		if n := h.cache.Len(); n > 50 {
+			t.Fatalf("cache holds %d entries, size is 50", n)
+		}
+	}
+	if newTokenCache(0, time.Minute) != nil {
+		t.Fatal("cache_size 0 made a cache")
+	}
+}
+
+func TestCacheConcurrentHits(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	set := mustParse(t, jwksJSON(t, k1))
+	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
+	v, _ := NewVerifier(p)
+	now := time.Now()
+	h := &Handler{verifier: v, cache: newTokenCache(8, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+	var tokens []string
+	for i := range 16 { // twice the cache: hits, misses and evictions interleave
+		tokens = append(tokens, sign(t, k1, with(validClaims(), map[string]any{"sub": fmt.Sprint(i), "exp": now.Add(time.Hour).Unix()}), nil))
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 400 {
+				n := (g + i) % len(tokens)
+				claims, rej := verifyRequest(h, tokens[n])
+				if rej != nil || claims.Subject() != fmt.Sprint(n) {
+					t.Errorf("token %d: %v %v", n, claims, rej)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := h.cache.Len(); n > 8+8 {
+		t.Fatalf("cache holds %d entries after concurrent use, size 8", n)
+	}
+}
