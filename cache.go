@@ -111,6 +111,7 @@ func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
 	if !present {
 		nbf = math.Inf(-1)
 	}
+	claims.prerender()
 	e := &cacheEntry{claims: claims, exp: exp, nbf: nbf, gen: keys.gen, issuer: keys.Issuer}
 	// Clone: raw may share memory with a larger header or cookie string.
 	if _, loaded := c.m.LoadOrStore(strings.Clone(raw), e); !loaded {

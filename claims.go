@@ -56,24 +56,28 @@ func setAuthPlaceholders(r *http.Request, repl *caddy.Replacer, claims *Claims) 
 	repl.Set("http.auth.user.id", sub)
 }
 
-// Claims are the verified claims of a token. Their placeholder values are
-// rendered (and boxed for the replacer) once, when the token is verified,
-// so a cached token costs no rendering per request.
+// Claims are the verified claims of a token. A token that goes into the
+// cache has its placeholder values rendered (and boxed for the replacer)
+// once, so hits cost no rendering; others render on demand.
 type Claims struct {
 	m        map[string]any
-	rendered map[string]any // top-level name -> rendered string
-	sub      any            // the rendered sub claim
+	rendered map[string]any // top-level name -> rendered string; nil until prerender
+	sub      any            // the sub claim as a string
 	key      *Key           // the key that verified the signature
 }
 
 func newClaims(m map[string]any, key *Key) *Claims {
-	c := &Claims{m: m, rendered: make(map[string]any, len(m)), key: key}
-	for name, v := range m {
+	sub, _ := m["sub"].(string)
+	return &Claims{m: m, sub: sub, key: key}
+}
+
+// prerender renders every top-level claim. It must run before c is shared
+// between requests (it writes c.rendered).
+func (c *Claims) prerender() {
+	c.rendered = make(map[string]any, len(c.m))
+	for name, v := range c.m {
 		c.rendered[name] = Render(v)
 	}
-	sub, _ := m["sub"].(string)
-	c.sub = sub
-	return c
 }
 
 // Subject is the sub claim, or "" when it is absent or not a string.
