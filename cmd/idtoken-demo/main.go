@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/idtoken-demo keys             # write example/demo-key.pem and example/demo-jwks.json
 //	go run ./cmd/idtoken-demo token -sub alice  # print a token (makes the keys if missing)
+//	go run ./cmd/idtoken-demo token -n 3000     # 3000 distinct tokens, one per line
 //
 // The key is generated on your machine and never committed: a demo key that
 // everyone knows would let anyone mint tokens for a copied example.
@@ -42,13 +43,14 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: idtoken-demo keys | token [-sub ID] [-email ADDR] [-ttl DURATION] [-dir DIR]")
+		return errors.New("usage: idtoken-demo keys | token [-sub ID] [-email ADDR] [-ttl DURATION] [-n COUNT] [-dir DIR]")
 	}
 	fset := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fset.String("dir", "example", "directory for demo-key.pem and demo-jwks.json")
 	sub := fset.String("sub", "alice", "sub claim (the user id)")
 	email := fset.String("email", "alice@example.com", "email claim")
 	ttl := fset.Duration("ttl", 15*time.Minute, "token lifetime")
+	count := fset.Int("n", 1, "how many tokens to print (subs get a -<i> suffix when more than one)")
 	if err := fset.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -62,16 +64,22 @@ func run(args []string) error {
 		return nil
 	case "token":
 		now := time.Now()
-		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-			"iss": demoIssuer, "aud": demoAudience, "sub": *sub, "email": *email,
-			"iat": now.Unix(), "exp": now.Add(*ttl).Unix(),
-		})
-		tok.Header["kid"] = demoKID
-		s, err := tok.SignedString(key)
-		if err != nil {
-			return err
+		for i := range *count {
+			subject := *sub
+			if *count > 1 {
+				subject = fmt.Sprintf("%s-%d", *sub, i)
+			}
+			tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+				"iss": demoIssuer, "aud": demoAudience, "sub": subject, "email": *email,
+				"iat": now.Unix(), "exp": now.Add(*ttl).Unix(),
+			})
+			tok.Header["kid"] = demoKID
+			s, err := tok.SignedString(key)
+			if err != nil {
+				return err
+			}
+			fmt.Println(s)
 		}
-		fmt.Println(s)
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", args[0])
