@@ -79,6 +79,15 @@ func NewKeySet(keys []Key) *KeySet {
 	return s
 }
 
+// reconfirmed returns a copy of s that the issuer confirmed as current at
+// (HTTP 304): same keys and generation, new age, no longer "from storage".
+func (s *KeySet) reconfirmed(at time.Time) *KeySet {
+	c := *s
+	c.Loaded = at
+	c.origin.fromStorage = false
+	return &c
+}
+
 // Len is the number of usable keys.
 func (s *KeySet) Len() int { return len(s.keys) }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -202,14 +203,63 @@ func TestConditionalRefresh(t *testing.T) {
 	before := waitLoaded(t, s)
 	for range 3 {
 		clock.advance(time.Minute)
-		if after := s.Refresh(context.Background()); after != before {
-			t.Fatal("304 replaced the key set")
+		after := s.Refresh(context.Background())
+		if after.gen != before.gen || !slices.Equal(after.KIDs(), before.KIDs()) {
+			t.Fatal("304 replaced the keys")
 		}
+		if !after.Loaded.After(before.Loaded) {
+			t.Fatal("304 did not count as a fresh fetch")
+		}
+		before = after
 	}
 	if conditional.Load() != 3 || unconditional.Load() != 1 {
 		t.Fatalf("conditional %d, unconditional %d; want 3 and 1", conditional.Load(), unconditional.Load())
 	}
 	if n := len(logs.FilterMessage("fetching key set failed; keeping previous keys").All()); n != 0 {
 		t.Fatalf("304 logged as %d failures", n)
+	}
+}
+
+// TestStoredSetReconfirmedBy304: after a restart on stored keys, an issuer
+// answering 304 to the stored ETag makes the set current again, so it is no
+// longer subject to max_stale.
+func TestStoredSetReconfirmedBy304(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	var down atomic.Bool
+	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case down.Load():
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case r.Header.Get("If-None-Match") == `"v1"`:
+			w.WriteHeader(http.StatusNotModified)
+		default:
+			w.Header().Set("ETag", `"v1"`)
+			_, _ = w.Write(jwksJSON(t, k1))
+		}
+	})
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: 2 * time.Hour}
+	first, _ := startStoredKeySet(t, cfg, storage, clock)
+	waitLoaded(t, first)
+	_ = first.Destruct()
+
+	down.Store(true)
+	clock.advance(time.Hour)
+	second, _ := startStoredKeySet(t, cfg, storage, clock)
+	if set := second.Refresh(context.Background()); set == nil || !set.origin.fromStorage {
+		t.Fatal("stored set not restored")
+	}
+	down.Store(false)
+	clock.advance(time.Minute)
+	if set := second.Refresh(context.Background()); set == nil || set.origin.fromStorage {
+		t.Fatal("304 did not reconfirm the stored set")
+	}
+	// Well past max_stale of the original fetch, with the issuer down again:
+	// the reconfirmed set stays.
+	down.Store(true)
+	clock.advance(90 * time.Minute)
+	if second.Refresh(context.Background()) == nil {
+		t.Fatal("reconfirmed set dropped as stale")
 	}
 }

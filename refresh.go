@@ -233,6 +233,8 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	var next time.Duration
 	switch {
 	case err == nil && res.notModified:
+		// The issuer confirmed the current set: it is as good as fetched now.
+		res.set = prev.reconfirmed(s.now())
 		*backoff = 0
 		next = s.refreshAfter(res.maxAge)
 	case err == nil:
@@ -258,7 +260,10 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	// request that still saw the old set either joins a fetch that has not
 	// installed yet or, once this one has, may start a new one.
 	s.mu.Lock()
-	if err == nil && !res.notModified {
+	switch {
+	case err == nil && res.notModified:
+		s.current.Store(res.set) // same keys: same generation
+	case err == nil:
 		s.current.Store(s.stamp(res.set))
 	}
 	s.lastFetch = s.now()
@@ -272,9 +277,11 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	}
 	s.mu.Unlock()
 
-	if err == nil && !res.notModified {
-		s.logLoaded(res.set)
-		s.persist(ctx, res.set)
+	if err == nil {
+		if !res.notModified {
+			s.logLoaded(res.set)
+		}
+		s.persist(ctx, res.set) // after a 304 too: the stored copy's age restarts
 	}
 	return next
 }
