@@ -19,9 +19,22 @@ func staticKeys(set *KeySet) *RefreshingKeySet {
 	return s
 }
 
-// cachingHandler is a handler with a verifier, a cache and a fixed key set.
-func cachingHandler(v *Verifier, p Policy, set *KeySet, now time.Time) *Handler {
-	return &Handler{verifier: v, cache: newTokenCache(100, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+// cachingHandler is a handler with a verifier, a cache of size tokens and a
+// fixed key set, whose clock stands at now.
+func cachingHandler(v *Verifier, p Policy, set *KeySet, now time.Time, size int) *Handler {
+	return &Handler{verifier: v, cache: newTokenCache(size, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+}
+
+// oneKeyHandler is a caching handler on a set holding only k1, RS256 allowed.
+func oneKeyHandler(t *testing.T, size int) (*Handler, testKey, time.Time) {
+	k1 := newRSAKey(t, "k1", 0)
+	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
+	v, err := NewVerifier(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	return cachingHandler(v, p, mustParse(t, jwksJSON(t, k1)), now, size), k1, now
 }
 
 func verifyRequest(h *Handler, raw string) (*Claims, *Rejection) {
@@ -38,7 +51,7 @@ func TestCacheMatchesMissOnRejectionMatrix(t *testing.T) {
 	for _, tc := range m.cases {
 		t.Run(tc.name, func(t *testing.T) {
 			v, p, set := m.setup(t, tc)
-			h := cachingHandler(v, p, set, testNow)
+			h := cachingHandler(v, p, set, testNow, 100)
 			uncached := &Handler{verifier: v, keys: staticKeys(set), now: h.now}
 
 			want, wantRej := verifyRequest(uncached, tc.token)
@@ -81,7 +94,7 @@ func TestCacheExpiryWhileCached(t *testing.T) {
 	v, _ := NewVerifier(p)
 	exp := testNow.Add(10 * time.Second)
 	token := sign(t, k1, with(validClaims(), map[string]any{"exp": exp.Unix(), "nbf": testNow.Add(20 * time.Second).Unix()}), nil)
-	h := cachingHandler(v, p, set, testNow)
+	h := cachingHandler(v, p, set, testNow, 100)
 	if _, rej := verifyRequest(h, token); rej != nil {
 		t.Fatal(rej)
 	}
@@ -129,7 +142,7 @@ func TestCacheKeyRemovalWhileCached(t *testing.T) {
 	}
 	first := stamped(1, "", k1, k2)
 	token := sign(t, k1, validClaims(), nil)
-	h := cachingHandler(v, p, first, testNow)
+	h := cachingHandler(v, p, first, testNow, 100)
 	if _, rej := verifyRequest(h, token); rej != nil {
 		t.Fatal(rej)
 	}
@@ -158,12 +171,7 @@ func TestCacheKeyRemovalWhileCached(t *testing.T) {
 }
 
 func TestCacheBounds(t *testing.T) {
-	k1 := newRSAKey(t, "k1", 0)
-	set := mustParse(t, jwksJSON(t, k1))
-	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
-	v, _ := NewVerifier(p)
-	now := time.Now()
-	h := &Handler{verifier: v, cache: newTokenCache(50, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+	h, k1, now := oneKeyHandler(t, 50)
 
 	long := sign(t, k1, with(validClaims(), map[string]any{"exp": now.Add(time.Hour).Unix(), "pad": strings.Repeat("x", maxCachedTokenLength)}), nil)
 	if _, rej := verifyRequest(h, long); rej != nil {
@@ -187,12 +195,7 @@ func TestCacheBounds(t *testing.T) {
 }
 
 func TestCacheConcurrentHits(t *testing.T) {
-	k1 := newRSAKey(t, "k1", 0)
-	set := mustParse(t, jwksJSON(t, k1))
-	p := Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}
-	v, _ := NewVerifier(p)
-	now := time.Now()
-	h := &Handler{verifier: v, cache: newTokenCache(8, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+	h, k1, now := oneKeyHandler(t, 8)
 	var tokens []string
 	for i := range 16 { // twice the cache: hits, misses and evictions interleave
 		tokens = append(tokens, sign(t, k1, with(validClaims(), map[string]any{"sub": fmt.Sprint(i), "exp": now.Add(time.Hour).Unix()}), nil))
