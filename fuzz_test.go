@@ -162,8 +162,12 @@ func FuzzParseJWKS(f *testing.F) {
 					t.Fatalf("weak RSA key accepted: %d bits, e=%d", pub.N.BitLen(), pub.E)
 				}
 			case *ecdsa.PublicKey:
-				if !pub.Curve.IsOnCurve(pub.X, pub.Y) {
-					t.Fatal("EC point off the curve accepted")
+				point, err := pub.Bytes()
+				if err != nil {
+					t.Fatalf("invalid EC key accepted: %v", err)
+				}
+				if _, err := ecdsa.ParseUncompressedPublicKey(pub.Curve, point); err != nil {
+					t.Fatalf("EC point off the curve accepted: %v", err)
 				}
 			case ed25519.PublicKey:
 				if len(pub) != ed25519.PublicKeySize {

@@ -84,11 +84,15 @@ func (k testKey) jwk() map[string]any {
 		m["n"] = b64u(pub.N.Bytes())
 		m["e"] = b64u(big.NewInt(int64(pub.E)).Bytes())
 	case *ecdsa.PublicKey:
-		size := (pub.Curve.Params().BitSize + 7) / 8
+		point, err := pub.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(err)
+		}
+		size := (len(point) - 1) / 2
 		m["kty"] = "EC"
 		m["crv"] = pub.Curve.Params().Name
-		m["x"] = b64u(pub.X.FillBytes(make([]byte, size)))
-		m["y"] = b64u(pub.Y.FillBytes(make([]byte, size)))
+		m["x"] = b64u(point[1 : 1+size])
+		m["y"] = b64u(point[1+size:])
 	case ed25519.PublicKey:
 		m["kty"] = "OKP"
 		m["crv"] = "Ed25519"
