@@ -209,7 +209,9 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	if claims == nil {
 		return nil, errors.New("payload is null")
 	}
-	if _, err := dec.Token(); err == nil {
+	// Only JSON whitespace may follow the object (dec.Token would report a
+	// stray "}" as an error, not as data).
+	if len(bytes.Trim(payload[dec.InputOffset():], " \t\r\n")) != 0 {
 		return nil, errors.New("data after the payload object")
 	}
 	return claims, nil

@@ -116,6 +116,8 @@ func newRejectionMatrix(t *testing.T) rejectionMatrix {
 		{name: "payload is an array", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, `[1,2]`), status: 401, reason: ReasonMalformed},
 		{name: "payload is null", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, `null`), status: 401, reason: ReasonMalformed},
 		{name: "payload with trailing data", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, string(goodJSON)+`{}`), status: 401, reason: ReasonMalformed},
+		{name: "payload with a stray brace", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, string(goodJSON)+`}`), status: 401, reason: ReasonMalformed},
+		{name: "payload with trailing whitespace", token: signRaw(t, rsa1, `{"alg":"RS256","kid":"k1"}`, string(goodJSON)+" \r\n")},
 		{name: "alg none", token: b64u([]byte(`{"alg":"none","kid":"k1"}`)) + "." + parts[1] + ".", status: 401, reason: ReasonAlg},
 		{name: "alg none with signature", token: b64u([]byte(`{"alg":"none","kid":"k1"}`)) + "." + parts[1] + "." + parts[2], status: 401, reason: ReasonAlg},
 		{name: "alg confusion HS256 keyed with RSA public key", token: sign(t, hmacConfused, good, nil), status: 401, reason: ReasonAlg},
