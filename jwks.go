@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"strings"
 	"time"
 )
@@ -232,9 +233,22 @@ func parseJWK(data []byte) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
+	// A member of the wrong type makes the key ambiguous: skip it rather
+	// than read it as absent (a non-string alg must not lift the alg limit).
+	for _, name := range []string{"kid", "alg", "use", "kty", "crv", "n", "e", "x", "y"} {
+		if raw, ok := obj[name]; ok && (len(raw) == 0 || raw[0] != '"') {
+			return Key{}, fmt.Errorf("member %q is not a string", name)
+		}
+	}
 	k := Key{ID: stringMember(obj, "kid"), Alg: stringMember(obj, "alg")}
 	if use := stringMember(obj, "use"); use != "" && use != "sig" {
 		return k, fmt.Errorf("kid %q: use %q is not \"sig\"", k.ID, use)
+	}
+	if raw, ok := obj["key_ops"]; ok {
+		var ops []string
+		if err := json.Unmarshal(raw, &ops); err != nil || !slices.Contains(ops, "verify") {
+			return k, fmt.Errorf("kid %q: key_ops %s does not allow \"verify\"", k.ID, raw)
+		}
 	}
 	if k.Alg != "" && !supportedAlgs[k.Alg] {
 		return k, fmt.Errorf("kid %q: unsupported alg %q", k.ID, k.Alg)
