@@ -315,7 +315,7 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 	}
 	tok, rej := h.verifier.Parse(raw)
 	if rej != nil {
-		return nil, nil, rej
+		return nil, tok, rej
 	}
 	if keys == nil {
 		if keys = h.keys.Refresh(r.Context()); keys == nil {

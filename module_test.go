@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestMain(m *testing.M) {
@@ -311,6 +313,47 @@ func TestServeHTTPSources(t *testing.T) {
 			var herr caddyhttp.HandlerError
 			if !errors.As(err, &herr) || herr.StatusCode != tc.status {
 				t.Fatalf("err = %v, want %d", err, tc.status)
+			}
+		})
+	}
+}
+
+// TestRejectionLogged: each rejection is logged at debug level with the
+// reason and what is known of the token, never the token itself.
+func TestRejectionLogged(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, k1))
+	h := provisioned(t, &Handler{JWKSFile: path})
+	core, logs := observer.New(zapcore.DebugLevel)
+	h.logger = zap.New(core)
+
+	tests := []struct {
+		name, token, reason, kid, sub string
+	}{
+		{"alg not allowed", sign(t, testKey{kid: "k9", alg: "HS256", priv: []byte("secret")}, validClaims(), nil), ReasonAlg, "k9", ""},
+		{"bad signature", sign(t, testKey{kid: "k1", alg: "RS256", priv: rsaTestKey(t, 1)}, validClaims(), nil), ReasonSignature, "k1", "user-123"},
+		{"garbage", "not-a-token", ReasonMalformed, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			bearer(tc.token)(r)
+			if _, err := serve(h, r); err == nil {
+				t.Fatal("accepted")
+			}
+			entries := logs.TakeAll()
+			if len(entries) != 1 || entries[0].Level != zapcore.DebugLevel || entries[0].Message != "request rejected" {
+				t.Fatalf("log entries %v", entries)
+			}
+			fields := entries[0].ContextMap()
+			if fields["reason"] != tc.reason || (tc.kid != "" && fields["kid"] != tc.kid) || (tc.sub != "" && fields["sub"] != tc.sub) {
+				t.Fatalf("logged %v", fields)
+			}
+			for _, v := range fields {
+				if s, ok := v.(string); ok && len(s) > 20 && strings.Contains(tc.token, s) {
+					t.Fatalf("token material logged: %q", s)
+				}
 			}
 		})
 	}

@@ -151,7 +151,8 @@ var b64 = base64.RawURLEncoding.Strict()
 // Parse decodes a compact JWS and applies every check that needs no key:
 // size, shape, JSON, the algorithm allow-list and crit. Only the header
 // members alg, kid and crit are read; jku, x5u, x5c and the like are ignored
-// and never fetched.
+// and never fetched. With a rejection, the token is nil, or holds only the
+// decoded header (alg, kid) for logging.
 func (v *Verifier) Parse(raw string) (*Token, *Rejection) {
 	if len(raw) > MaxTokenLength {
 		return nil, unauthorized(ReasonTooLong)
@@ -172,29 +173,28 @@ func (v *Verifier) Parse(raw string) (*Token, *Rejection) {
 	if err := json.Unmarshal(hdrJSON, &hdr); err != nil || !bytes.HasPrefix(bytes.TrimSpace(hdrJSON), []byte("{")) {
 		return nil, unauthorized(ReasonMalformed)
 	}
+	tok := &Token{Alg: hdr.Alg, KID: hdr.KID}
 	method, ok := v.methods[hdr.Alg]
 	if !ok {
-		return nil, unauthorized(ReasonAlg)
+		return tok, unauthorized(ReasonAlg)
 	}
 	if hdr.Crit != nil {
-		return nil, unauthorized(ReasonCrit)
+		return tok, unauthorized(ReasonCrit)
 	}
 	sig, err := b64.DecodeString(s)
 	if err != nil || len(sig) == 0 {
-		return nil, unauthorized(ReasonMalformed)
+		return tok, unauthorized(ReasonMalformed)
 	}
 	payload, err := b64.DecodeString(p)
 	if err != nil {
-		return nil, unauthorized(ReasonMalformed)
+		return tok, unauthorized(ReasonMalformed)
 	}
 	claims, err := decodeClaims(payload)
 	if err != nil {
-		return nil, unauthorized(ReasonMalformed)
+		return tok, unauthorized(ReasonMalformed)
 	}
-	return &Token{
-		Alg: hdr.Alg, KID: hdr.KID,
-		signed: raw[:len(h)+1+len(p)], sig: sig, claims: claims, method: method,
-	}, nil
+	tok.signed, tok.sig, tok.claims, tok.method = raw[:len(h)+1+len(p)], sig, claims, method
+	return tok, nil
 }
 
 // decodeClaims decodes a payload that must be exactly one JSON object.
