@@ -176,6 +176,15 @@ func TestDefaults(t *testing.T) {
 	if p := h.policy(); p.Issuers != nil || p.APIKey != "" {
 		t.Fatalf("jwks_url must not default an issuer: %+v", p)
 	}
+
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, newRSAKey(t, "k1", 0)))
+	if p := provisioned(t, &Handler{JWKSFile: path}); p.cache == nil || p.cache.size != 10000 || p.cache.leeway != 60 {
+		t.Fatalf("default cache = %+v, want 10000 tokens with 60 s leeway", p.cache)
+	}
+	if p := provisioned(t, &Handler{JWKSFile: path, CacheSize: intp(0)}); p.cache != nil {
+		t.Fatal("cache_size 0 left a cache")
+	}
 }
 
 // TestDocumentedCaddyfilesAdapt keeps example.Caddyfile and every example in
