@@ -3,7 +3,6 @@ package idtoken
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -34,10 +33,6 @@ type keySetConfig struct {
 	minRefresh      time.Duration
 	maxStale        time.Duration // 0: do not persist
 	timeout         time.Duration // per fetch; 0: fetchTimeout (tests shorten it)
-}
-
-func (c keySetConfig) String() string {
-	return fmt.Sprintf("%s %s refresh=%s min_refresh=%s max_stale=%s", c.kind, c.location, c.refreshInterval, c.minRefresh, c.maxStale)
 }
 
 // acquireKeySet returns the shared set for cfg, creating and starting it if
