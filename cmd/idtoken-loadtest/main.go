@@ -67,10 +67,11 @@ var kinds = []struct {
 
 // stats are counted by all workers.
 type stats struct {
-	sent, wrong, serverErrors, transportErrors atomic.Int64
-	byStatus                                   sync.Map // int -> *atomic.Int64
-	byKind                                     [8]atomic.Int64
-	firstWrong                                 atomic.Value // string
+	sent, wrong, serverErrors, transportErrors, retried atomic.Int64
+	byStatus                                            sync.Map // int -> *atomic.Int64
+	byKind                                              [8]atomic.Int64
+	firstWrong, firstRetry                              atomic.Value // string
+	start                                               time.Time
 }
 
 func (s *stats) status(code int) {
@@ -85,7 +86,7 @@ func run(duration time.Duration, conns int, maxRequests int64, caddyBin string) 
 	}
 	defer os.RemoveAll(dir)
 	if caddyBin == "" {
-		caddyBin = filepath.Join(dir, "caddy")
+		caddyBin = filepath.Join(dir, "bin", "caddy") // not $dir/caddy: that is Caddy's data dir
 		fmt.Println("building ./cmd/caddy ...")
 		build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
 		build.Stdout, build.Stderr = os.Stdout, os.Stderr
@@ -146,7 +147,7 @@ http://127.0.0.1:%d {
 	startRSS := rssKiB(caddy.Process.Pid)
 	fetchesAtStart := is.hits.Load()
 
-	var st stats
+	st := stats{start: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -184,7 +185,11 @@ http://127.0.0.1:%d {
 	fmt.Println()
 	fmt.Printf("  wrong answers      %d\n", st.wrong.Load())
 	fmt.Printf("  5xx                %d\n", st.serverErrors.Load())
-	fmt.Printf("  transport errors   %d\n", st.transportErrors.Load())
+	fmt.Printf("  transport errors   %d (after one retry; %d requests retried", st.transportErrors.Load(), st.retried.Load())
+	if first := st.firstRetry.Load(); first != nil {
+		fmt.Printf(", first cause: %s", first)
+	}
+	fmt.Println(")")
 	fmt.Printf("  key fetches        %d (bound %d)\n", fetches, fetchBound)
 	fmt.Printf("  caddy goroutines   %d at start, %d at end\n", startGoroutines, endGoroutines)
 	fmt.Printf("  caddy RSS          %d KiB at start, %d KiB at end\n", startRSS, endRSS)
@@ -197,7 +202,7 @@ http://127.0.0.1:%d {
 		problems = append(problems, fmt.Sprintf("%d 5xx answers", n))
 	}
 	if n := st.transportErrors.Load(); n > 0 {
-		problems = append(problems, fmt.Sprintf("%d transport errors", n))
+		problems = append(problems, fmt.Sprintf("%d transport errors (first: %v)", n, st.firstWrong.Load()))
 	}
 	if fetches > fetchBound {
 		problems = append(problems, fmt.Sprintf("%d fetches, bound %d", fetches, fetchBound))
@@ -227,11 +232,22 @@ func worker(ctx context.Context, client *http.Client, site string, is *issuer, s
 			i = 0
 		}
 		token := is.tokenFor(kinds[i].name)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, site, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+		send := func() (*http.Response, error) {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, site, nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			return client.Do(req)
 		}
-		resp, err := client.Do(req)
+		resp, err := send()
+		if err != nil && ctx.Err() == nil {
+			// A keep-alive connection can close under a request when a reload
+			// retires the old server; RFC 9112 section 9.3.1 lets a client
+			// retry an idempotent request once. A second failure counts.
+			st.retried.Add(1)
+			st.firstRetry.CompareAndSwap(nil, fmt.Sprintf("at %.1fs: %v", time.Since(st.start).Seconds(), err))
+			resp, err = send()
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				st.transportErrors.Add(1)
