@@ -65,7 +65,10 @@ func provisioned(t testing.TB, h *Handler) *Handler {
 
 // serve runs one request through h; next writes the placeholders it sees
 // (an unknown placeholder would stay literal).
-func serve(h *Handler, r *http.Request) (*httptest.ResponseRecorder, error) {
+func serve(h *Handler, r *http.Request) (*httptest.ResponseRecorder, error) { return serveWith(h, r) }
+
+// serveWith is serve for any middleware.
+func serveWith(h caddyhttp.MiddlewareHandler, r *http.Request) (*httptest.ResponseRecorder, error) {
 	repl := caddy.NewReplacer()
 	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
 	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
@@ -357,4 +360,35 @@ func TestRejectionLogged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSecondHandlerUpdatesPlaceholders: when two idtoken handlers run on one
+// request (an optional one for the site, a strict one for a route), the
+// placeholders show the last verification, not the first.
+func TestSecondHandlerUpdatesPlaceholders(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, k1))
+	outer := provisioned(t, &Handler{JWKSFile: path, Optional: true, TokenSources: []TokenSource{{Cookie: "site"}}})
+	inner := provisioned(t, &Handler{JWKSFile: path, TokenSources: []TokenSource{{Header: "X-Api-Token"}}})
+
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	r.Header.Set("X-Api-Token", sign(t, k1, with(validClaims(), map[string]any{"sub": "api-user", "email": "api@example.com"}), nil))
+	// The outer handler passes on anonymously (no cookie), then the inner one verifies.
+	w, err := serveWith(chain{outer, inner}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Body.String(); got != "api-user|api@example.com||" {
+		t.Fatalf("placeholders = %q, want the inner handler's claims", got)
+	}
+}
+
+// chain runs two middlewares in order, as a Caddy route does.
+type chain [2]caddyhttp.MiddlewareHandler
+
+func (c chain) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return c[0].ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		return c[1].ServeHTTP(w, r, next)
+	}))
 }
