@@ -14,8 +14,8 @@ import (
 // instead of stacking another provider behind the first.
 const authVar = "idtoken.auth"
 
-// requestAuth resolves http.auth.* placeholders lazily from the verified
-// claims: claims nobody asks for are never rendered.
+// requestAuth resolves http.auth.* placeholders from the verified claims
+// when a placeholder is asked for (see Claims.placeholder).
 type requestAuth struct {
 	claims *Claims // nil: passed on anonymously
 }
@@ -95,11 +95,9 @@ func (c *Claims) placeholder(name string) any {
 	return ""
 }
 
-// Lookup finds a claim by name. A claim whose own name contains dots (Gigya
-// sends "data.userKey" flat) matches exactly first; otherwise the name is a
-// path into nested objects ("address.country").
-func (c *Claims) Lookup(name string) (any, bool) { return lookupPath(c.m, name) }
-
+// lookupPath finds a claim by name. A claim whose own name contains dots
+// (Gigya sends "data.userKey" flat) matches exactly first; otherwise the name
+// is a path into nested objects ("address.country").
 func lookupPath(m map[string]any, name string) (any, bool) {
 	if v, ok := m[name]; ok {
 		return v, true

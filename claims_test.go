@@ -48,7 +48,7 @@ func TestRenderAndLookup(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, found := c.Lookup(tc.name)
+			v, found := lookupPath(c.m, tc.name)
 			if found != tc.found {
 				t.Fatalf("found = %v, want %v", found, tc.found)
 			}

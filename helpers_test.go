@@ -174,7 +174,8 @@ type issuer struct {
 	status  int
 	header  http.Header
 	hits    atomic.Int64
-	blocked chan struct{} // when non-nil, requests wait for it to close
+	blocked chan struct{}    // when non-nil, requests wait for it to close
+	bad     http.HandlerFunc // when non-nil, answers instead of body/status
 }
 
 func newIssuer(t testing.TB, body []byte) *issuer {
@@ -183,11 +184,15 @@ func newIssuer(t testing.TB, body []byte) *issuer {
 	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		is.hits.Add(1)
 		is.mu.Lock()
-		body, status, block := is.body, is.status, is.blocked
+		body, status, block, bad := is.body, is.status, is.blocked, is.bad
 		for name, v := range is.header {
 			w.Header()[name] = v
 		}
 		is.mu.Unlock()
+		if bad != nil {
+			bad(w, r)
+			return
+		}
 		if block != nil {
 			select {
 			case <-block:
@@ -209,6 +214,13 @@ func serveFunc(t testing.TB, fn http.HandlerFunc) *httptest.Server {
 	srv := httptest.NewServer(fn)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// misbehave makes h answer every request (nil: back to the configured body).
+func (is *issuer) misbehave(h http.HandlerFunc) {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	is.bad = h
 }
 
 func (is *issuer) setHeader(name, value string) {

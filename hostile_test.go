@@ -16,38 +16,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-// switchable is an issuer that serves a good JWKS until told to misbehave.
-type switchable struct {
-	*httptest.Server
-	hits atomic.Int64
-	mu   sync.Mutex
-	bad  http.HandlerFunc // nil: serve good
-	good []byte
-}
-
-func newSwitchable(t *testing.T, good []byte) *switchable {
-	s := &switchable{good: good}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.hits.Add(1)
-		s.mu.Lock()
-		bad := s.bad
-		s.mu.Unlock()
-		if bad != nil {
-			bad(w, r)
-			return
-		}
-		_, _ = w.Write(s.good)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *switchable) misbehave(h http.HandlerFunc) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.bad = h
-}
-
 // TestHostileIssuer loads a good key set, then lets the issuer misbehave and
 // checks that each failure keeps the previous keys, ends within the fetch
 // timeout, costs a bounded number of requests and is logged with its reason.
@@ -143,7 +111,7 @@ func TestHostileIssuer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			is := newSwitchable(t, jwksJSON(t, k1))
+			is := newIssuer(t, jwksJSON(t, k1))
 			core, logs := observer.New(zapcore.WarnLevel)
 			logger := zap.New(core)
 			clock := &fakeClock{}
@@ -226,7 +194,7 @@ func TestRedirects(t *testing.T) {
 
 func TestIssuerRecoversAfterErrors(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
-	is := newSwitchable(t, jwksJSON(t, k1))
+	is := newIssuer(t, jwksJSON(t, k1))
 	is.misbehave(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusInternalServerError)
 	})

@@ -326,7 +326,7 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 	if rej != nil && rej.Reason == ReasonUnknownKID {
 		if fresh := h.keys.Refresh(r.Context()); fresh != keys {
 			keys = fresh
-			claims, rej = h.verifier.Verify(tok, keys, h.now())
+			claims, rej = h.verifier.Verify(tok, keys, now)
 		}
 	}
 	if rej != nil {

@@ -74,7 +74,6 @@ type RefreshingKeySet struct {
 
 	current atomic.Pointer[KeySet]
 	gens    atomic.Uint64 // last generation given to a snapshot
-	fetches atomic.Int64  // fetch attempts, for tests and logs
 	storage atomic.Pointer[storageRef]
 
 	mu        sync.Mutex
@@ -146,9 +145,6 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 
 // Current is the latest key set, or nil if none has loaded yet.
 func (s *RefreshingKeySet) Current() *KeySet { return s.current.Load() }
-
-// Fetches is the number of fetch attempts so far.
-func (s *RefreshingKeySet) Fetches() int64 { return s.fetches.Load() }
 
 // Refresh asks for a fetch (used when a token names an unknown kid, or no key
 // has loaded yet) and waits for it, at most until ctx ends or the fetch
@@ -222,7 +218,6 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	fctx, cancel := context.WithTimeout(ctx, s.timeout)
 	res, err := s.src.fetch(fctx, prev)
 	cancel()
-	s.fetches.Add(1)
 	s.logSkipped(res)
 
 	var next time.Duration
