@@ -224,6 +224,80 @@ func FuzzCaddyfile(f *testing.F) {
 	})
 }
 
+// FuzzRSAVerify compares the prepared-key RS256/384/512 path with
+// crypto/rsa. The fuzzer writes the encoded message itself, which the test
+// signs raw with the private key (or sends as it is when it is not below n),
+// so it explores forged paddings that random signatures never reach.
+func FuzzRSAVerify(f *testing.F) {
+	priv := rsaTestKey(f, 0)
+	fast := newRSAVerifyKey(&priv.PublicKey)
+	for _, seed := range rsaSeeds() {
+		f.Add(seed.alg, seed.em, seed.shape)
+	}
+	algs := []string{"RS256", "RS384", "RS512"}
+	f.Fuzz(func(t *testing.T, algIndex uint8, em []byte, shape uint8) {
+		alg := algs[int(algIndex)%len(algs)]
+		k := priv.Size()
+		full := make([]byte, k) // em, left-padded or cut to k octets
+		if len(em) > k {
+			em = em[:k]
+		}
+		copy(full[k-len(em):], em)
+		sig := full
+		if new(big.Int).SetBytes(full).Cmp(priv.N) < 0 {
+			sig = rawSign(priv, full)
+		}
+		switch shape % 4 {
+		case 1:
+			sig = append([]byte{0}, sig...)
+		case 2:
+			sig = sig[1:]
+		case 3:
+			sig[len(sig)-1] ^= 1
+		}
+		got := fast.verifyPKCS1v15(alg, rsaFuzzInput, sig)
+		if want := stdlibVerifies(&priv.PublicKey, alg, rsaFuzzInput, sig); got != want {
+			t.Fatalf("%s: prepared key says %v, crypto/rsa says %v (em %x, shape %d)", alg, got, want, full, shape%4)
+		}
+	})
+}
+
+// rsaFuzzInput is the signing input FuzzRSAVerify signs.
+const rsaFuzzInput = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9"
+
+type rsaSeed struct {
+	alg   uint8
+	em    []byte
+	shape uint8
+}
+
+// rsaSeeds are encodings for a 2048-bit key: the correct ones and classic
+// forgeries.
+func rsaSeeds() []rsaSeed {
+	const k = 256
+	var seeds []rsaSeed
+	for i, alg := range []string{"RS256", "RS384", "RS512"} {
+		prefix, d := digestInfoPrefix[alg], digest(alg, rsaFuzzInput)
+		pad := k - 3 - len(prefix) - len(d)
+		seeds = append(seeds,
+			rsaSeed{uint8(i), encode(k, pad, prefix, d, nil), 0},
+			rsaSeed{uint8(i), encode(k, 8, prefix, d, bytes.Repeat([]byte{0x42}, pad-8)), 0},
+		)
+	}
+	prefix, d := digestInfoPrefix["RS256"], digest("RS256", rsaFuzzInput)
+	correct := encode(k, k-3-len(prefix)-len(d), prefix, d, nil)
+	blockType2 := bytes.Clone(correct)
+	blockType2[1] = 2
+	return append(seeds,
+		rsaSeed{0, correct, 1},
+		rsaSeed{0, correct, 2},
+		rsaSeed{0, correct, 3},
+		rsaSeed{0, blockType2, 0},
+		rsaSeed{0, bytes.Repeat([]byte{0xff}, k), 0},
+		rsaSeed{0, nil, 0},
+	)
+}
+
 type verifySeed struct{ raw, header, payload string }
 
 // verifySeeds are real token shapes: Gigya accounts.getJWT, Tencent CIAM,
@@ -302,6 +376,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 				fmt.Fprintf(&b, "string(%q)\n", x)
 			case []byte:
 				fmt.Fprintf(&b, "[]byte(%q)\n", x)
+			case uint8:
+				fmt.Fprintf(&b, "byte(%q)\n", x)
 			}
 		}
 		files[filepath.Join("testdata", "fuzz", target, fmt.Sprintf("seed-%02d", i))] = b.String()
@@ -314,6 +390,9 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}
 	for i, s := range caddyfileSeeds() {
 		add("FuzzCaddyfile", i, s)
+	}
+	for i, s := range rsaSeeds() {
+		add("FuzzRSAVerify", i, s.alg, s.em, s.shape)
 	}
 	for path, want := range files {
 		if os.Getenv("IDTOKEN_WRITE_CORPUS") == "1" {

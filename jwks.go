@@ -26,6 +26,15 @@ type Key struct {
 	ID     string           // kid; may be empty
 	Alg    string           // the key's "alg" member; empty when the set did not say
 	Public crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	rsa    *rsaVerifyKey    // Public prepared for RS256/384/512; set by NewKeySet
+}
+
+// verifies reports whether t's signature is valid under k. t.Alg must fit k.
+func (k *Key) verifies(t *Token) bool {
+	if k.rsa != nil && strings.HasPrefix(t.Alg, "RS") {
+		return k.rsa.verifyPKCS1v15(t.Alg, t.signed, t.sig)
+	}
+	return t.method.Verify(t.signed, t.sig, k.Public) == nil
 }
 
 // fits reports whether the key may verify a token signed with alg: the key
@@ -70,11 +79,15 @@ type origin struct {
 	fromStorage bool   // restored from storage rather than fetched
 }
 
-// NewKeySet builds a snapshot from keys.
+// NewKeySet builds a snapshot from a copy of keys, preparing RSA keys for
+// verification.
 func NewKeySet(keys []Key) *KeySet {
-	s := &KeySet{keys: keys, byKID: make(map[string][]*Key, len(keys))}
+	s := &KeySet{keys: slices.Clone(keys), byKID: make(map[string][]*Key, len(keys))}
 	for i := range s.keys {
 		k := &s.keys[i]
+		if pub, ok := k.Public.(*rsa.PublicKey); ok {
+			k.rsa = newRSAVerifyKey(pub)
+		}
 		s.byKID[k.ID] = append(s.byKID[k.ID], k)
 	}
 	return s

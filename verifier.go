@@ -254,7 +254,7 @@ func (v *Verifier) checkSignature(t *Token, keys *KeySet) (*Key, *Rejection) {
 		if tried++; tried > maxKeysPerKID {
 			break
 		}
-		if t.method.Verify(t.signed, t.sig, k.Public) == nil {
+		if k.verifies(t) {
 			return k, nil
 		}
 	}
