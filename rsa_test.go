@@ -3,10 +3,13 @@ package idtoken
 import (
 	"bytes"
 	"crypto"
+	"crypto/fips140"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
 	"math/big"
+	"os"
+	"os/exec"
 	"sync"
 	"testing"
 )
@@ -187,5 +190,34 @@ func TestKeySetPreparesRSAKeys(t *testing.T) {
 		if _, rej := verifyString(v, sign(t, k, validClaims(), nil), set, testNow); rej != nil {
 			t.Fatalf("%s token rejected: %v", k.alg, rej)
 		}
+	}
+}
+
+// TestFIPSModeUsesCryptoRSA: with GODEBUG=fips140=on no key is prepared, so
+// every RSA verification stays inside the FIPS 140 module, and tokens still
+// verify. The check runs in a child process, where the setting can be made.
+func TestFIPSModeUsesCryptoRSA(t *testing.T) {
+	if os.Getenv("IDTOKEN_FIPS_CHILD") != "1" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFIPSModeUsesCryptoRSA$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "IDTOKEN_FIPS_CHILD=1")
+		if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("PASS")) {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	if !fips140.Enabled() {
+		t.Fatal("GODEBUG=fips140=on did not enable FIPS 140 mode")
+	}
+	rs := newRSAKey(t, "rs", 0)
+	set := mustParse(t, jwksJSON(t, rs))
+	if set.keys[0].rsa != nil {
+		t.Fatal("a key was prepared in FIPS 140 mode")
+	}
+	v, err := NewVerifier(Policy{Algorithms: []string{"RS256"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rej := verifyString(v, sign(t, rs, validClaims(), nil), set, testNow); rej != nil {
+		t.Fatalf("token rejected in FIPS 140 mode: %v", rej)
 	}
 }
