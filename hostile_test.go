@@ -1,6 +1,7 @@
 package idtoken
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net/http"
@@ -100,6 +101,15 @@ func TestHostileIssuer(t *testing.T) {
 			name: "only unusable keys",
 			bad: func(w http.ResponseWriter, r *http.Request) {
 				_, _ = w.Write([]byte(`{"keys":[{"kty":"oct","kid":"k1","k":"c2VjcmV0"}]}`))
+			},
+			reason: "no usable key", maxHits: 1,
+		},
+		{
+			// Preparing (or using) a 4-Mbit key would take minutes of CPU.
+			name: "RSA modulus filling the body",
+			bad: func(w http.ResponseWriter, r *http.Request) {
+				n := b64u(append(bytes.Repeat([]byte{0xab}, 600<<10), 0x01))
+				_, _ = w.Write([]byte(`{"keys":[{"kty":"RSA","kid":"k1","e":"AQAB","n":"` + n + `"}]}`))
 			},
 			reason: "no usable key", maxHits: 1,
 		},

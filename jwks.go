@@ -21,6 +21,11 @@ import (
 // section 3.3 requires 2048 bits for RS*/PS*).
 const minRSABits = 2048
 
+// maxRSABits is the largest, as in crypto/tls: preparing a key and each
+// verification cost grows with the square of its size, and a key set may
+// come from a hostile issuer.
+const maxRSABits = 8192
+
 // Key is one usable public verification key from a key set.
 type Key struct {
 	ID     string           // kid; may be empty
@@ -308,6 +313,8 @@ func rsaKey(obj map[string]json.RawMessage) (*rsa.PublicKey, error) {
 	mod := new(big.Int).SetBytes(n)
 	if bits := mod.BitLen(); bits < minRSABits {
 		return nil, fmt.Errorf("RSA modulus of %d bits is under %d", bits, minRSABits)
+	} else if bits > maxRSABits {
+		return nil, fmt.Errorf("RSA modulus of %d bits is over %d", bits, maxRSABits)
 	}
 	return &rsa.PublicKey{N: mod, E: exp}, nil
 }

@@ -1,6 +1,7 @@
 package idtoken
 
 import (
+	"bytes"
 	"context"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -62,9 +63,11 @@ func TestParseKeyDocument(t *testing.T) {
 	badCurve["kid"], badCurve["crv"] = "bad-crv", "secp256k1"
 	offCurve := ec256.jwk()
 	offCurve["kid"], offCurve["y"] = "off", offCurve["x"]
+	huge := rsaK.jwk()
+	huge["kid"], huge["n"] = "huge", b64u(append([]byte{0xc1}, bytes.Repeat([]byte{0x35}, maxRSABits/8)...))
 	algMismatch := rsaK.jwk()
 	algMismatch["kid"], algMismatch["alg"] = "alg-mismatch", "ES256"
-	mixed, _ := json.Marshal(map[string]any{"keys": []any{rsaK.jwk(), enc, hmac, smallK.jwk(), badN, badCurve, offCurve, algMismatch, "not an object"}})
+	mixed, _ := json.Marshal(map[string]any{"keys": []any{rsaK.jwk(), enc, hmac, smallK.jwk(), huge, badN, badCurve, offCurve, algMismatch, "not an object"}})
 
 	tests := []struct {
 		name    string
@@ -81,7 +84,7 @@ func TestParseKeyDocument(t *testing.T) {
 		{name: "key_ops without verify", doc: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + ed.jwk()["x"].(string) + `","kid":"ed","key_ops":["encrypt"]}]}`, skipped: 1, err: "no usable key"},
 		{name: "key_ops with verify", doc: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + ed.jwk()["x"].(string) + `","kid":"ed","key_ops":["verify"]}]}`, kids: []string{"ed"}},
 		{name: "padded base64", doc: `{"keys":[{"kty":"OKP","crv":"Ed25519","x":"` + ed.jwk()["x"].(string) + `=","kid":"ed"}]}`, kids: []string{"ed"}},
-		{name: "mixed usable and unusable keys", doc: string(mixed), kids: []string{"r1"}, skipped: 8},
+		{name: "mixed usable and unusable keys", doc: string(mixed), kids: []string{"r1"}, skipped: 9},
 		{name: "gigya V2 envelope", doc: string(gigyaV2(rsaK)), kids: []string{"r1"}},
 		{name: "gigya V1 bare key", doc: string(gigyaV1(rsaK)), kids: []string{"r1"}},
 		{name: "gigya error envelope", doc: gigyaInvalidAPIKey, err: "gigya errorCode 400093: Invalid ApiKey parameter"},

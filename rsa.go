@@ -25,9 +25,10 @@ type rsaVerifyKey struct {
 // newRSAVerifyKey prepares pub, or returns nil when crypto/rsa must verify
 // with it instead: in FIPS 140 mode, so that verification stays inside the
 // validated module, and for any key crypto/rsa refuses (it then refuses the
-// key on every call, so nothing is lost by leaving it to crypto/rsa).
+// key on every call, so nothing is lost by leaving it to crypto/rsa) or that
+// is larger than a key set accepts (preparing it would take long).
 func newRSAVerifyKey(pub *rsa.PublicKey) *rsaVerifyKey {
-	if fips140.Enabled() || pub.N == nil || pub.N.BitLen() < 1024 || pub.N.Bit(0) == 0 ||
+	if fips140.Enabled() || pub.N == nil || pub.N.BitLen() < 1024 || pub.N.BitLen() > maxRSABits || pub.N.Bit(0) == 0 ||
 		pub.E < 3 || pub.E%2 == 0 || pub.E > 1<<31-1 {
 		return nil
 	}

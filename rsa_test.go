@@ -148,6 +148,8 @@ func TestNewRSAVerifyKey(t *testing.T) {
 	even := new(big.Int).Add(good.N, big.NewInt(1))
 	small := new(big.Int).Rsh(good.N, 1025) // 1023 bits
 	small.SetBit(small, 0, 1)
+	huge := new(big.Int).Lsh(good.N, maxRSABits)
+	huge.SetBit(huge, 0, 1)
 	cases := []struct {
 		name     string
 		pub      *rsa.PublicKey
@@ -157,6 +159,7 @@ func TestNewRSAVerifyKey(t *testing.T) {
 		{"e=3", &rsa.PublicKey{N: good.N, E: 3}, true},
 		{"even modulus", &rsa.PublicKey{N: even, E: 65537}, false},
 		{"modulus under 1024 bits", &rsa.PublicKey{N: small, E: 65537}, false},
+		{"modulus over maxRSABits", &rsa.PublicKey{N: huge, E: 65537}, false},
 		{"no modulus", &rsa.PublicKey{E: 65537}, false},
 		{"e=1", &rsa.PublicKey{N: good.N, E: 1}, false},
 		{"even e", &rsa.PublicKey{N: good.N, E: 65536}, false},
