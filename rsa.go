@@ -28,9 +28,14 @@ type rsaVerifyKey struct {
 // key on every call, so nothing is lost by leaving it to crypto/rsa) or that
 // is larger than a key set accepts (preparing it would take long).
 func newRSAVerifyKey(pub *rsa.PublicKey) *rsaVerifyKey {
-	if fips140.Enabled() || pub.N == nil || pub.N.BitLen() < 1024 || pub.N.BitLen() > maxRSABits || pub.N.Bit(0) == 0 ||
-		pub.E < 3 || pub.E%2 == 0 || pub.E > 1<<31-1 {
+	if fips140.Enabled() || pub.N == nil {
 		return nil
+	}
+	if bits := pub.N.BitLen(); bits < 1024 || bits > maxRSABits || pub.N.Bit(0) == 0 {
+		return nil // too small for crypto/rsa, too large for a key set, or even
+	}
+	if pub.E < 3 || pub.E%2 == 0 || pub.E > 1<<31-1 {
+		return nil // exponents crypto/rsa refuses
 	}
 	n, err := bigmod.NewModulus(pub.N.Bytes())
 	if err != nil {
