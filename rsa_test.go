@@ -102,7 +102,7 @@ func TestRSAVerifyMatchesStdlib(t *testing.T) {
 				sig  []byte
 				ok   bool
 			}{
-				{"valid", signMsg(alg, signed), true},
+				{"valid", valid, true},
 				{"raw-signed correct encoding", rawSign(priv, encode(k, pad, prefix, d, nil)), true},
 				{"signature of another message", signMsg(alg, signed+"."), false},
 				{"signature under another hash", signMsg(otherAlg, signed), false},
