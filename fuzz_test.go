@@ -255,7 +255,7 @@ func FuzzRSAVerify(f *testing.F) {
 		case 3:
 			sig[len(sig)-1] ^= 1
 		}
-		got := fast.verifyPKCS1v15(alg, rsaFuzzInput, sig)
+		got := fast.verifyPKCS1v15(rsaHashes[alg], rsaFuzzInput, sig)
 		if want := stdlibVerifies(&priv.PublicKey, alg, rsaFuzzInput, sig); got != want {
 			t.Fatalf("%s: prepared key says %v, crypto/rsa says %v (em %x, shape %d)", alg, got, want, full, shape%4)
 		}
@@ -277,14 +277,14 @@ func rsaSeeds() []rsaSeed {
 	const k = 256
 	var seeds []rsaSeed
 	for i, alg := range []string{"RS256", "RS384", "RS512"} {
-		prefix, d := digestInfoPrefix[alg], digest(alg, rsaFuzzInput)
+		prefix, d := digestInfoPrefix[rsaHashes[alg]], digest(rsaHashes[alg], rsaFuzzInput)
 		pad := k - 3 - len(prefix) - len(d)
 		seeds = append(seeds,
 			rsaSeed{uint8(i), encode(k, pad, prefix, d, nil), 0},
 			rsaSeed{uint8(i), encode(k, 8, prefix, d, bytes.Repeat([]byte{0x42}, pad-8)), 0},
 		)
 	}
-	prefix, d := digestInfoPrefix["RS256"], digest("RS256", rsaFuzzInput)
+	prefix, d := digestInfoPrefix[rsaHashes["RS256"]], digest(rsaHashes["RS256"], rsaFuzzInput)
 	correct := encode(k, k-3-len(prefix)-len(d), prefix, d, nil)
 	blockType2 := bytes.Clone(correct)
 	blockType2[1] = 2

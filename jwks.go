@@ -35,12 +35,7 @@ type Key struct {
 }
 
 // verifies reports whether t's signature is valid under k. t.Alg must fit k.
-func (k *Key) verifies(t *Token) bool {
-	if k.rsa != nil && strings.HasPrefix(t.Alg, "RS") {
-		return k.rsa.verifyPKCS1v15(t.Alg, t.signed, t.sig)
-	}
-	return t.method.Verify(t.signed, t.sig, k.Public) == nil
-}
+func (k *Key) verifies(t *Token) bool { return k.verifySignature(t.Alg, t.signed, t.sig) }
 
 // fits reports whether the key may verify a token signed with alg: the key
 // type must suit the algorithm family (and the curve, for EC), and a key that

@@ -62,6 +62,10 @@ type Handler struct {
 	// Let requests without any token through anonymously. A token that is
 	// present but invalid is still refused.
 	Optional bool `json:"optional,omitempty"`
+	// Keep the token in the request passed on. Default: the header, cookie
+	// or query parameter that carried it is removed, so the application
+	// behind Caddy only ever sees verified claims (placeholders).
+	ForwardToken bool `json:"forward_token,omitempty"`
 	// Realm in WWW-Authenticate. Default: the request's host name.
 	Realm string `json:"realm,omitempty"`
 
