@@ -11,9 +11,14 @@ import (
 
 const (
 	defaultCacheSize = 10000
-	// maxCachedTokenLength keeps one entry's memory small; longer tokens are
-	// verified every time.
-	maxCachedTokenLength = 8 << 10
+	// maxCacheEntryBytes bounds one entry's memory: the token, its claims
+	// tree and their rendered placeholders, as estimated when it is stored.
+	// Tokens whose entry would be larger are verified every time, so the
+	// cache never holds more than about cache_size x 16 KiB.
+	maxCacheEntryBytes = 16 << 10
+	// cacheEntryOverhead is what an entry costs besides the token and its
+	// claims: the entry, the Claims value and the map's node.
+	cacheEntryOverhead = 512
 )
 
 // tokenCache remembers fully verified tokens, keyed by the whole token
@@ -23,7 +28,7 @@ const (
 // only eviction takes a lock, and only one evictor runs at a time.
 type tokenCache struct {
 	size   int
-	leeway float64 // seconds
+	leeway int64 // nanoseconds
 	m      sync.Map
 	count  atomic.Int64
 	evict  sync.Mutex
@@ -32,11 +37,11 @@ type tokenCache struct {
 // cacheEntry is what a hit needs: the rendered claims and what must still
 // hold for them to be valid now.
 type cacheEntry struct {
-	claims *Claims
-	exp    float64 // seconds since the epoch
-	nbf    float64 // -Inf when the token has none
-	gen    uint64  // key set generation the entry was last confirmed under
-	issuer string  // that key set's own issuer (OIDC discovery)
+	claims    *Claims
+	validFrom int64  // first instant (ns since the epoch) the token is valid, leeway applied
+	expiresAt int64  // first instant it is expired, leeway applied
+	gen       uint64 // key set generation the entry was last confirmed under
+	issuer    string // that key set's own issuer (OIDC discovery)
 }
 
 // newTokenCache returns a cache of at most size tokens, or nil (no caching)
@@ -45,7 +50,7 @@ func newTokenCache(size int, leeway time.Duration) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	return &tokenCache{size: size, leeway: leeway.Seconds()}
+	return &tokenCache{size: size, leeway: leeway.Nanoseconds()}
 }
 
 // lookup returns the claims of a previously verified token if they are still
@@ -61,8 +66,8 @@ func (c *tokenCache) lookup(raw string, keys *KeySet, now time.Time) *Claims {
 		return nil
 	}
 	e := v.(*cacheEntry)
-	t := float64(now.UnixNano()) / 1e9
-	if t >= e.exp+c.leeway || t+c.leeway < e.nbf || !c.confirmKey(raw, e, keys) {
+	t := now.UnixNano()
+	if t >= e.expiresAt || t < e.validFrom || !c.confirmKey(raw, e, keys) {
 		c.remove(raw, e)
 		return nil
 	}
@@ -97,10 +102,11 @@ func equalKeys(a, b *Key) bool {
 	return ok && pub.Equal(b.Public)
 }
 
-// store remembers a token that passed every check. Tokens too long to cache
-// and tokens without exp (never accepted anyway) are skipped.
+// store remembers a token that passed every check. Tokens whose entry
+// would exceed maxCacheEntryBytes and tokens without exp (never accepted
+// anyway) are skipped.
 func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
-	if c == nil || len(raw) > maxCachedTokenLength || claims.key == nil {
+	if c == nil || len(raw)+claims.size > maxCacheEntryBytes || claims.key == nil {
 		return
 	}
 	exp, present, ok := numericDate(claims.m, "exp")
@@ -109,10 +115,20 @@ func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
 	}
 	nbf, present, _ := numericDate(claims.m, "nbf")
 	if !present {
-		nbf = math.Inf(-1)
+		nbf = math.MinInt64
 	}
 	claims.prerender()
-	e := &cacheEntry{claims: claims, exp: exp, nbf: nbf, gen: keys.gen, issuer: keys.Issuer}
+	if cacheEntryOverhead+len(raw)+claims.size > maxCacheEntryBytes {
+		claims.rendered = nil // not shared: rendered on demand like any uncached token
+		return
+	}
+	e := &cacheEntry{
+		claims:    claims,
+		validFrom: satAdd(nbf, -c.leeway),
+		expiresAt: satAdd(exp, c.leeway),
+		gen:       keys.gen,
+		issuer:    keys.Issuer,
+	}
 	// Clone: raw may share memory with a larger header or cookie string.
 	if _, loaded := c.m.LoadOrStore(strings.Clone(raw), e); !loaded {
 		if c.count.Add(1) > int64(c.size) {
@@ -137,9 +153,9 @@ func (c *tokenCache) evictSome() {
 	}
 	defer c.evict.Unlock()
 	target := int64(c.size - c.size/8)
-	now := float64(time.Now().UnixNano()) / 1e9
+	now := time.Now().UnixNano()
 	c.m.Range(func(k, v any) bool {
-		if e := v.(*cacheEntry); now >= e.exp+c.leeway {
+		if e := v.(*cacheEntry); now >= e.expiresAt {
 			c.remove(k.(string), e)
 		}
 		return true
@@ -151,6 +167,18 @@ func (c *tokenCache) evictSome() {
 		c.remove(k.(string), v.(*cacheEntry))
 		return true
 	})
+}
+
+// satAdd is a+b, saturated to the int64 range (claims may sit at its ends).
+func satAdd(a, b int64) int64 {
+	s := a + b
+	switch {
+	case b > 0 && s < a:
+		return math.MaxInt64
+	case b < 0 && s > a:
+		return math.MinInt64
+	}
+	return s
 }
 
 // Len is the number of cached tokens.

@@ -173,12 +173,12 @@ func TestCacheKeyRemovalWhileCached(t *testing.T) {
 func TestCacheBounds(t *testing.T) {
 	h, k1, now := oneKeyHandler(t, 50)
 
-	long := sign(t, k1, with(validClaims(), map[string]any{"exp": now.Add(time.Hour).Unix(), "pad": strings.Repeat("x", maxCachedTokenLength)}), nil)
+	long := sign(t, k1, with(validClaims(), map[string]any{"exp": now.Add(time.Hour).Unix(), "pad": strings.Repeat("x", maxCacheEntryBytes/2)}), nil)
 	if _, rej := verifyRequest(h, long); rej != nil {
 		t.Fatal(rej)
 	}
 	if h.cache.Len() != 0 {
-		t.Fatal("token over 8 KiB cached")
+		t.Fatal("token whose entry exceeds maxCacheEntryBytes cached")
 	}
 	for i := range 500 {
 		tok := sign(t, k1, with(validClaims(), map[string]any{"sub": fmt.Sprint(i), "exp": now.Add(time.Hour).Unix()}), nil)

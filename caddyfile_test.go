@@ -179,7 +179,7 @@ func TestDefaults(t *testing.T) {
 
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, newRSAKey(t, "k1", 0)))
-	if p := provisioned(t, &Handler{JWKSFile: path}); p.cache == nil || p.cache.size != 10000 || p.cache.leeway != 60 {
+	if p := provisioned(t, &Handler{JWKSFile: path}); p.cache == nil || p.cache.size != 10000 || p.cache.leeway != int64(60*time.Second) {
 		t.Fatalf("default cache = %+v, want 10000 tokens with 60 s leeway", p.cache)
 	}
 	if p := provisioned(t, &Handler{JWKSFile: path, CacheSize: intp(0)}); p.cache != nil {

@@ -64,19 +64,25 @@ type Claims struct {
 	rendered map[string]any // top-level name -> rendered string; nil until prerender
 	sub      any            // the sub claim as a string
 	key      *Key           // the key that verified the signature
+	size     int            // estimated heap bytes of m (and of rendered, once made)
 }
 
-func newClaims(m map[string]any, key *Key) *Claims {
+// newClaims wraps a verified claims tree; size is decodePayload's estimate
+// of its heap use.
+func newClaims(m map[string]any, key *Key, size int) *Claims {
 	sub, _ := m["sub"].(string)
-	return &Claims{m: m, sub: sub, key: key}
+	return &Claims{m: m, sub: sub, key: key, size: size}
 }
 
-// prerender renders every top-level claim. It must run before c is shared
-// between requests (it writes c.rendered).
+// prerender renders every top-level claim and adds the rendered strings to
+// c.size. It must run before c is shared between requests (it writes c).
 func (c *Claims) prerender() {
 	c.rendered = make(map[string]any, len(c.m))
+	c.size += objectCost
 	for name, v := range c.m {
-		c.rendered[name] = Render(v)
+		r := Render(v)
+		c.rendered[name] = r
+		c.size += memberCost + valueCost + len(r)
 	}
 }
 

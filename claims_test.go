@@ -21,7 +21,7 @@ func TestRenderAndLookup(t *testing.T) {
 	if err := dec.Decode(&m); err != nil {
 		t.Fatal(err)
 	}
-	c := newClaims(m, nil)
+	c := newClaims(m, nil, 0)
 	tests := []struct {
 		name, want string
 		found      bool

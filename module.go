@@ -56,8 +56,9 @@ type Handler struct {
 	// Claim checks that must all hold; a failure is 403.
 	Require []ClaimRequirement `json:"require,omitempty"`
 
-	// Where the token is read from, in order; the first present wins.
-	// Default: the Authorization header's Bearer token.
+	// Where the token is read from. Every occurrence in every source is
+	// read, and they must all be the same token (else 400). Default: the
+	// Authorization header's Bearer token.
 	TokenSources []TokenSource `json:"token_sources,omitempty"`
 	// Let requests without any token through anonymously. A token that is
 	// present but invalid is still refused.
@@ -291,17 +292,23 @@ func (h *Handler) Cleanup() error {
 // returns a caddyhttp.Error that handle_errors can render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	raw := h.extractToken(r)
-	if raw == "" {
+	carried, rej := h.findToken(r)
+	if rej != nil {
+		return h.reject(w, r, nil, rej)
+	}
+	if !carried.present {
 		if h.Optional {
 			setAuthPlaceholders(r, repl, nil)
 			return next.ServeHTTP(w, r)
 		}
 		return h.reject(w, r, nil, unauthorized(ReasonMissing))
 	}
-	claims, tok, rej := h.verify(r, raw)
+	claims, tok, rej := h.verify(r, carried.token)
 	if rej != nil {
 		return h.reject(w, r, tok, rej)
+	}
+	if !h.ForwardToken {
+		h.stripToken(r)
 	}
 	setAuthPlaceholders(r, repl, claims)
 	return next.ServeHTTP(w, r)
@@ -322,10 +329,10 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 		return nil, tok, rej
 	}
 	if keys == nil {
-		if keys = h.keys.Refresh(r.Context()); keys == nil {
-			return nil, tok, &Rejection{Status: http.StatusServiceUnavailable, Reason: ReasonNoKeys}
-		}
+		keys = h.keys.Refresh(r.Context()) // the first fetch may still be running
 	}
+	// Verify answers 503 when there is still no key set, or none is left
+	// after the refetch below (a stored set outgrew max_stale).
 	claims, rej := h.verifier.Verify(tok, keys, now)
 	if rej != nil && rej.Reason == ReasonUnknownKID {
 		if fresh := h.keys.Refresh(r.Context()); fresh != keys {
@@ -340,57 +347,25 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 	return claims, tok, nil
 }
 
-// extractToken returns the token from the first configured source that has
-// one, or "" when none has.
-func (h *Handler) extractToken(r *http.Request) string {
-	if len(h.TokenSources) == 0 {
-		return bearerToken(r.Header.Get("Authorization"))
-	}
-	for _, src := range h.TokenSources {
-		var v string
-		switch {
-		case src.Header != "":
-			v = r.Header.Get(src.Header)
-			if strings.EqualFold(src.Header, "Authorization") {
-				v = bearerToken(v)
-			} else if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-				v = v[7:]
-			}
-		case src.Cookie != "":
-			if c, err := r.Cookie(src.Cookie); err == nil {
-				v = c.Value
-			}
-		case src.Query != "":
-			v = r.URL.Query().Get(src.Query)
-		}
-		if v = strings.TrimSpace(v); v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// bearerToken returns the token of an "Authorization: Bearer" value; other
-// schemes carry no id_token.
-func bearerToken(v string) string {
-	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return ""
-}
-
 // reject logs at debug level, sets the RFC 6750 challenge and returns the
-// error for Caddy's error handling.
+// error for Caddy's error handling. Before a signature verified, only the
+// token's header (alg, kid) is logged: the claims of a token nobody signed
+// are the sender's words.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej *Rejection) error {
 	if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
 		fields := []zap.Field{zap.String("reason", rej.Reason), zap.Int("status", rej.Status)}
 		if tok != nil {
-			fields = append(fields, zap.String("kid", tok.KID), zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
+			fields = append(fields, zap.String("alg", shortKID(tok.Alg)), kidField("kid", tok.KID))
+			if tok.claims != nil {
+				fields = append(fields, zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
+			}
 		}
 		c.Write(fields...)
 	}
 	challenge := `Bearer realm="` + quote(h.realm(r)) + `"`
 	switch {
+	case rej.Status == http.StatusBadRequest:
+		challenge += `, error="invalid_request", error_description="` + rej.Reason + `"`
 	case rej.Status == http.StatusForbidden:
 		challenge += `, error="insufficient_scope", error_description="` + rej.Reason + `"`
 	case rej.Status == http.StatusServiceUnavailable:

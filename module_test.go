@@ -141,12 +141,12 @@ func TestServeHTTP(t *testing.T) {
 			body:    "user-123|a@example.com|DE|",
 		},
 		{
-			name: "first present source wins", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}}},
+			name: "every source is read: two different tokens are 400", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}}},
 			prepare: func(r *http.Request) {
 				r.Header.Set("X-Id-Token", expired)
 				r.AddCookie(&http.Cookie{Name: "id_token", Value: good})
 			},
-			body: "user-123|a@example.com|DE|",
+			status: 400, challenge: `Bearer realm="example.com", error="invalid_request", error_description="more than one token"`,
 		},
 		{
 			name: "configured sources exclude Authorization", handler: Handler{TokenSources: []TokenSource{{Cookie: "id_token"}}},
@@ -331,11 +331,15 @@ func TestRejectionLogged(t *testing.T) {
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
 
+	long := strings.Repeat("k", 1000)
 	tests := []struct {
 		name, token, reason, kid, sub string
 	}{
 		{"alg not allowed", sign(t, testKey{kid: "k9", alg: "HS256", priv: []byte("secret")}, validClaims(), nil), ReasonAlg, "k9", ""},
-		{"bad signature", sign(t, testKey{kid: "k1", alg: "RS256", priv: rsaTestKey(t, 1)}, validClaims(), nil), ReasonSignature, "k1", "user-123"},
+		// Before the signature verified, the claims are the sender's words: no iss or sub.
+		{"bad signature", sign(t, testKey{kid: "k1", alg: "RS256", priv: rsaTestKey(t, 1)}, validClaims(), nil), ReasonSignature, "k1", ""},
+		{"unknown kid cut to 64 bytes", sign(t, testKey{kid: long, alg: "RS256", priv: rsaTestKey(t, 1)}, validClaims(), nil), ReasonUnknownKID, shortKID(long), ""},
+		{"signed but expired", sign(t, k1, with(validClaims(), map[string]any{"exp": testNow.Add(-time.Hour).Unix()}), nil), ReasonExpired, "k1", "user-123"},
 		{"garbage", "not-a-token", ReasonMalformed, "", ""},
 	}
 	for _, tc := range tests {
@@ -350,8 +354,14 @@ func TestRejectionLogged(t *testing.T) {
 				t.Fatalf("log entries %v", entries)
 			}
 			fields := entries[0].ContextMap()
-			if fields["reason"] != tc.reason || (tc.kid != "" && fields["kid"] != tc.kid) || (tc.sub != "" && fields["sub"] != tc.sub) {
+			if fields["reason"] != tc.reason || (tc.kid != "" && fields["kid"] != tc.kid) {
 				t.Fatalf("logged %v", fields)
+			}
+			if sub, logged := fields["sub"]; (tc.sub == "" && logged) || (tc.sub != "" && sub != tc.sub) {
+				t.Fatalf("logged sub %v (present %v), want %q", sub, logged, tc.sub)
+			}
+			if _, logged := fields["iss"]; logged != (tc.sub != "") {
+				t.Fatalf("iss logged = %v, want %v", logged, tc.sub != "")
 			}
 			for _, v := range fields {
 				if s, ok := v.(string); ok && len(s) > 20 && strings.Contains(tc.token, s) {

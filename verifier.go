@@ -1,12 +1,11 @@
 package idtoken
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"net/http"
 	"slices"
 	"strconv"
@@ -51,6 +50,8 @@ const (
 	ReasonAPIKey       = "apiKey does not match"
 	ReasonRequire      = "required claim not satisfied"
 	ReasonNoKeys       = "signing keys unavailable"
+	ReasonManyTokens   = "more than one token"
+	ReasonBadQuery     = "unreadable query string"
 )
 
 // Rejection says why a request is refused and with which HTTP status.
@@ -63,6 +64,10 @@ func (r *Rejection) Error() string { return r.Reason }
 
 func unauthorized(reason string) *Rejection {
 	return &Rejection{Status: http.StatusUnauthorized, Reason: reason}
+}
+
+func badRequest(reason string) *Rejection {
+	return &Rejection{Status: http.StatusBadRequest, Reason: reason}
 }
 
 // ClaimRequirement demands that a claim equal one of Values, or, when the
@@ -111,109 +116,86 @@ func NewVerifier(p Policy) (*Verifier, error) {
 	return v, nil
 }
 
-// Token is a decoded but not yet verified token.
+// Token is a compact JWS whose header has been decoded and checked; its
+// payload is decoded only once the signature verifies.
 type Token struct {
 	Alg, KID string
 	signed   string // header.payload, the signing input
+	payload  string // the base64url payload part
 	sig      []byte
-	claims   map[string]any
+	claims   map[string]any // set by Verify once the signature verified
 }
 
-// Claim returns a top-level claim of the (possibly unverified) token, for logs.
+// Claim returns a top-level string claim of a token whose signature
+// verified, for logs; "" before that: the claims of a token nobody signed
+// are the sender's words.
 func (t *Token) Claim(name string) string {
 	s, _ := t.claims[name].(string)
 	return s
 }
 
-// tokenHeader holds the JOSE header members this module acts on.
-type tokenHeader struct {
-	Alg  string          `json:"alg"`
-	KID  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
-}
-
-var b64 = base64.RawURLEncoding.Strict()
-
-// Parse decodes a compact JWS and applies every check that needs no key:
-// size, shape, JSON, the algorithm allow-list and crit. Only the header
-// members alg, kid and crit are read; jku, x5u, x5c and the like are ignored
-// and never fetched. With a rejection, the token is nil, or holds only the
-// decoded header (alg, kid) for logging.
+// Parse applies every check that needs no key, in order: length, alphabet
+// and shape, header decoding, the algorithm allow-list and crit. Only the
+// header members alg, kid and crit are acted on; jku, x5u, x5c and the like
+// are ignored and never fetched. The payload is not decoded here. With a
+// rejection, the token is nil, or holds only the header (alg, kid) for
+// logging.
 func (v *Verifier) Parse(raw string) (*Token, *Rejection) {
 	if len(raw) > MaxTokenLength {
 		return nil, unauthorized(ReasonTooLong)
 	}
-	h, rest, ok := strings.Cut(raw, ".")
-	if !ok {
-		return nil, unauthorized(ReasonMalformed)
-	}
-	p, s, ok := strings.Cut(rest, ".")
-	if !ok || strings.Contains(s, ".") {
+	h, p, s, ok := splitCompact(raw)
+	if !ok || len(h) > maxHeaderLength {
 		return nil, unauthorized(ReasonMalformed)
 	}
 	hdrJSON, err := b64.DecodeString(h)
 	if err != nil {
 		return nil, unauthorized(ReasonMalformed)
 	}
-	var hdr tokenHeader
-	if err := json.Unmarshal(hdrJSON, &hdr); err != nil || !bytes.HasPrefix(bytes.TrimSpace(hdrJSON), []byte("{")) {
+	hdr, err := decodeHeader(hdrJSON)
+	if err != nil {
 		return nil, unauthorized(ReasonMalformed)
 	}
-	tok := &Token{Alg: hdr.Alg, KID: hdr.KID}
-	if !v.allowed[hdr.Alg] {
+	tok := &Token{Alg: hdr.alg, KID: hdr.kid}
+	if !v.allowed[hdr.alg] {
 		return tok, unauthorized(ReasonAlg)
 	}
-	if hdr.Crit != nil {
+	if hdr.crit {
 		return tok, unauthorized(ReasonCrit)
 	}
 	sig, err := b64.DecodeString(s)
 	if err != nil || len(sig) == 0 {
 		return tok, unauthorized(ReasonMalformed)
 	}
-	payload, err := b64.DecodeString(p)
-	if err != nil {
-		return tok, unauthorized(ReasonMalformed)
-	}
-	claims, err := decodeClaims(payload)
-	if err != nil {
-		return tok, unauthorized(ReasonMalformed)
-	}
-	tok.signed, tok.sig, tok.claims = raw[:len(h)+1+len(p)], sig, claims
+	tok.signed, tok.payload, tok.sig = raw[:len(h)+1+len(p)], p, sig
 	return tok, nil
 }
 
-// decodeClaims decodes a payload that must be exactly one JSON object.
-// Numbers stay json.Number so they render without float rounding.
-func decodeClaims(payload []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var claims map[string]any
-	if err := dec.Decode(&claims); err != nil {
-		return nil, err
-	}
-	if claims == nil {
-		return nil, errors.New("payload is null")
-	}
-	// Only JSON whitespace may follow the object (dec.Token would report a
-	// stray "}" as an error, not as data).
-	if len(bytes.Trim(payload[dec.InputOffset():], " \t\r\n")) != 0 {
-		return nil, errors.New("data after the payload object")
-	}
-	return claims, nil
-}
-
-// Verify checks t's signature against keys and its claims against the
-// policy at time now. A rejection with ReasonUnknownKID means the set may be
-// out of date; the caller decides whether to refetch and try again.
+// Verify checks t's signature against keys, then decodes the payload and
+// checks the claims against the policy at time now. A rejection with
+// ReasonUnknownKID means the set may be out of date; the caller decides
+// whether to refetch and try again. A nil key set is ReasonNoKeys.
 func (v *Verifier) Verify(t *Token, keys *KeySet, now time.Time) (*Claims, *Rejection) {
+	if keys == nil {
+		return nil, &Rejection{Status: http.StatusServiceUnavailable, Reason: ReasonNoKeys}
+	}
 	key, rej := v.checkSignature(t, keys)
 	if rej != nil {
 		return nil, rej
 	}
-	if rej := v.checkClaims(t.claims, keys, now); rej != nil {
+	payload, err := b64.DecodeString(t.payload)
+	if err != nil {
+		return nil, unauthorized(ReasonMalformed)
+	}
+	claims, size, err := decodePayload(payload)
+	if err != nil {
+		return nil, unauthorized(ReasonMalformed)
+	}
+	t.claims = claims
+	if rej := v.checkClaims(claims, keys, now); rej != nil {
 		return nil, rej
 	}
-	return newClaims(t.claims, key), nil
+	return newClaims(claims, key, size), nil
 }
 
 // checkSignature returns the key whose signature t carries.
@@ -251,8 +233,9 @@ func (v *Verifier) checkSignature(t *Token, keys *KeySet) (*Key, *Rejection) {
 
 func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *Rejection {
 	p := &v.policy
-	leeway := p.Leeway.Seconds()
-	t := float64(now.UnixNano()) / 1e9
+	// Whole nanoseconds compared with exact ceilings of the claims: the
+	// same verdict as comparing the decimal literals themselves.
+	t, leeway := now.UnixNano(), p.Leeway.Nanoseconds()
 
 	exp, present, ok := numericDate(c, "exp")
 	switch {
@@ -260,7 +243,7 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 		return unauthorized(ReasonMalformed)
 	case !present:
 		return unauthorized(ReasonNoExp)
-	case t >= exp+leeway:
+	case t-leeway >= exp:
 		return unauthorized(ReasonExpired)
 	}
 	if nbf, present, ok := numericDate(c, "nbf"); !ok {
@@ -270,7 +253,7 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 	}
 	if iat, present, ok := numericDate(c, "iat"); !ok {
 		return unauthorized(ReasonMalformed)
-	} else if present && iat > t+leeway {
+	} else if present && t+leeway < iat {
 		return unauthorized(ReasonIssuedFuture)
 	}
 
@@ -293,16 +276,22 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 		}
 	}
 	for _, req := range p.Require {
-		if !claimSatisfies(c[req.Claim], req.Values) {
+		// The same lookup as the placeholders: exact name, then a dotted path.
+		claim, _ := lookupPath(c, req.Claim)
+		if !claimSatisfies(claim, req.Values) {
 			return &Rejection{Status: http.StatusForbidden, Reason: ReasonRequire}
 		}
 	}
 	return nil
 }
 
-// numericDate reads a NumericDate claim (RFC 7519 section 2). ok is false
-// when the claim is present but not a finite number.
-func numericDate(c map[string]any, name string) (value float64, present, ok bool) {
+// numericDate reads a NumericDate claim (RFC 7519 section 2) as the
+// smallest whole nanosecond since the epoch that is not before it. The
+// decimal literal is converted exactly, never through a float, so for a
+// clock of whole nanoseconds n, "n >= claim" and "n >= ceiling" agree.
+// Values beyond the int64 range saturate. ok is false when the claim is
+// present but not a number, or its exponent is beyond float64's range.
+func numericDate(c map[string]any, name string) (ns int64, present, ok bool) {
 	raw, present := c[name]
 	if !present {
 		return 0, false, true
@@ -311,11 +300,46 @@ func numericDate(c map[string]any, name string) (value float64, present, ok bool
 	if !isNum {
 		return 0, true, false
 	}
-	f, err := strconv.ParseFloat(string(n), 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
-		return 0, true, false
+	ns, ok = ceilNanos(string(n))
+	return ns, true, ok
+}
+
+// ceilNanos is ceil(lit * 1e9) for a JSON number literal, saturated to the
+// int64 range.
+func ceilNanos(lit string) (int64, bool) {
+	if sec, err := strconv.ParseInt(lit, 10, 64); err == nil {
+		switch {
+		case sec > math.MaxInt64/int64(time.Second):
+			return math.MaxInt64, true
+		case sec < math.MinInt64/int64(time.Second):
+			return math.MinInt64, true
+		}
+		return sec * 1e9, true
 	}
-	return f, true, true
+	// Fractions and exponents: exact rational arithmetic, with the exponent
+	// bounded first (big.Rat would otherwise compute 10^e for any e).
+	if i := strings.IndexAny(lit, "eE"); i >= 0 {
+		e, err := strconv.Atoi(lit[i+1:])
+		if err != nil || e > 308 || e < -400 {
+			return 0, false
+		}
+	}
+	r, ok := new(big.Rat).SetString(lit)
+	if !ok {
+		return 0, false
+	}
+	r.Mul(r, big.NewRat(1e9, 1))
+	q, m := new(big.Int).QuoRem(r.Num(), r.Denom(), new(big.Int))
+	if m.Sign() > 0 { // truncated toward zero: round a positive value up
+		q.Add(q, big.NewInt(1))
+	}
+	switch {
+	case q.IsInt64():
+		return q.Int64(), true
+	case q.Sign() > 0:
+		return math.MaxInt64, true
+	}
+	return math.MinInt64, true
 }
 
 // audienceMatches reports whether aud (a string or an array of strings)
