@@ -2,6 +2,7 @@ package idtoken
 
 import (
 	"crypto/elliptic"
+	"fmt"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -145,8 +146,76 @@ func newRejectionMatrix(t *testing.T) rejectionMatrix {
 		{name: "require claim missing", token: sign(t, rsa1, with(good, map[string]any{"groups": nil}), nil), status: 403, reason: ReasonRequire},
 		{name: "require second line fails", token: sign(t, rsa1, with(good, map[string]any{"email_verified": false}), nil), status: 403, reason: ReasonRequire},
 		{name: "require scalar equals", token: sign(t, rsa1, with(good, map[string]any{"groups": "ops"}), nil)},
+		{name: "require a nested claim by dotted name", token: sign(t, rsa1, with(good, map[string]any{"data": map[string]any{"role": "admin"}}), nil), policy: requireRole},
+		{name: "require a flat dotted claim before the path", token: sign(t, rsa1, with(good, map[string]any{"data.role": "admin", "data": map[string]any{"role": "user"}}), nil), policy: requireRole},
+		{name: "require a nested claim that differs", token: sign(t, rsa1, with(good, map[string]any{"data": map[string]any{"role": "user"}}), nil), policy: requireRole, status: 403, reason: ReasonRequire},
 	}
+	tests = append(tests, strictCases(t, rsa1, good)...)
 	return rejectionMatrix{cases: tests, base: base, keys: keys}
+}
+
+func requireRole(p *Policy) {
+	p.Require = append(p.Require, ClaimRequirement{Claim: "data.role", Values: []string{"admin"}})
+}
+
+// strictCases are the matrix rows for strict JOSE parsing: each token is
+// properly signed (or carries a junk signature where that is the point), so
+// the verdict comes from the parsing rule alone.
+func strictCases(t *testing.T, k testKey, good map[string]any) []matrixCase {
+	hdr := `{"alg":"RS256","kid":"k1"}`
+	goodJSON, _ := json.Marshal(good)
+	payload := string(goodJSON)
+	valid := signRaw(t, k, hdr, payload)
+	dot := strings.IndexByte(valid, '.')
+	exp := fmt.Sprintf(`"exp":%d`, testNow.Add(5*time.Minute).Unix())
+	withExp := func(lit string) string { return strings.Replace(payload, exp, `"exp":`+lit, 1) }
+	withMember := func(member string) string { return payload[:len(payload)-1] + "," + member + "}" }
+	junkSig := func(h, p string) string { return b64u([]byte(h)) + "." + b64u([]byte(p)) + "." + b64u(make([]byte, 256)) }
+	noLeeway := func(p *Policy) { p.Leeway = 0 }
+	nested := func(depth int) string {
+		return `{"alg":"RS256","kid":"k1","x":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
+	}
+	return []matrixCase{
+		// One token, one spelling.
+		{name: "token re-spelled with a newline", token: valid[:dot+5] + "\n" + valid[dot+5:], status: 401, reason: ReasonMalformed},
+		{name: "token re-spelled with a carriage return", token: valid[:10] + "\r" + valid[10:], status: 401, reason: ReasonMalformed},
+		{name: "token with a space", token: valid[:10] + " " + valid[10:], status: 401, reason: ReasonMalformed},
+		{name: "token in standard base64", token: strings.NewReplacer("-", "+", "_", "/").Replace(valid), status: 401, reason: ReasonMalformed},
+
+		// Member names are exact, unique, and the text valid Unicode.
+		{name: "header names are case-sensitive", token: signRaw(t, k, `{"ALG":"RS256","KID":"k1"}`, payload), status: 401, reason: ReasonAlg},
+		{name: "alg none beside Alg RS256", token: signRaw(t, k, `{"alg":"none","Alg":"RS256","kid":"k1"}`, payload), status: 401, reason: ReasonAlg},
+		{name: "duplicate alg in the header", token: signRaw(t, k, `{"alg":"RS256","alg":"RS256","kid":"k1"}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "duplicate kid in the header", token: signRaw(t, k, `{"alg":"RS256","kid":"k1","kid":"k2"}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "header kid not a string", token: signRaw(t, k, `{"alg":"RS256","kid":1}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "escaped member name in the header", token: signRaw(t, k, `{"\u0061lg":"RS256","kid":"k1"}`, payload)},
+		{name: "duplicate claim", token: signRaw(t, k, hdr, withMember(`"sub":"admin"`)), status: 401, reason: ReasonMalformed},
+		{name: "duplicate member in a nested claim", token: signRaw(t, k, hdr, withMember(`"address":{"c":"DE","c":"US"}`)), status: 401, reason: ReasonMalformed},
+		{name: "invalid UTF-8 in a claim", token: signRaw(t, k, hdr, withMember("\"name\":\"\xff\"")), status: 401, reason: ReasonMalformed},
+		{name: "escaped unpaired surrogate in a claim", token: signRaw(t, k, hdr, withMember(`"name":"\ud800"`)), status: 401, reason: ReasonMalformed},
+		{name: "escaped surrogate pair in a claim", token: signRaw(t, k, hdr, withMember(`"name":"\ud83d\ude00"`))},
+		{name: "claims nested too deep", token: signRaw(t, k, hdr, withMember(`"x":`+strings.Repeat("[", maxPayloadDepth)+strings.Repeat("]", maxPayloadDepth))), status: 401, reason: ReasonMalformed},
+
+		// The header is small and flat.
+		{name: "header at the nesting bound", token: signRaw(t, k, nested(maxHeaderDepth), payload)},
+		{name: "header nested too deep", token: signRaw(t, k, nested(maxHeaderDepth+1), payload), status: 401, reason: ReasonMalformed},
+		{name: "header with too many members", token: signRaw(t, k, `{"alg":"RS256","kid":"k1","x":[`+strings.Repeat("0,", maxHeaderTokens)+`0]}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "header too long", token: signRaw(t, k, `{"alg":"RS256","kid":"k1","x":"`+strings.Repeat("a", maxHeaderLength)+`"}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "header followed by another value", token: signRaw(t, k, hdr+`{}`, payload), status: 401, reason: ReasonMalformed},
+		{name: "header null", token: signRaw(t, k, `null`, payload), status: 401, reason: ReasonMalformed},
+
+		// Signature before claims: an unsigned payload is never decoded.
+		{name: "junk signature over a payload that is not JSON", token: junkSig(hdr, `{"sub":`), status: 401, reason: ReasonSignature},
+		{name: "junk signature over a deeply nested payload", token: junkSig(hdr, strings.Repeat("[", 5000)), status: 401, reason: ReasonSignature},
+
+		// NumericDates are exact decimals, never rounded through a float.
+		{name: "exp a tenth of a nanosecond after now", token: signRaw(t, k, hdr, withExp(fmt.Sprintf("%d.0000000001", testNow.Unix()))), policy: noLeeway},
+		{name: "exp exactly now", token: signRaw(t, k, hdr, withExp(fmt.Sprintf("%d.000", testNow.Unix()))), policy: noLeeway, status: 401, reason: ReasonExpired},
+		{name: "exp with an exponent", token: signRaw(t, k, hdr, withExp(fmt.Sprintf("%de-3", testNow.Add(time.Minute).Unix()*1000)))},
+		{name: "exp beyond the float range", token: signRaw(t, k, hdr, withExp("1e400")), status: 401, reason: ReasonMalformed},
+		{name: "exp far in the future saturates", token: signRaw(t, k, hdr, withExp("1e300"))},
+		{name: "exp hugely negative", token: signRaw(t, k, hdr, withExp("-1e300")), status: 401, reason: ReasonExpired},
+	}
 }
 
 func TestVerifyRejectionMatrix(t *testing.T) {
