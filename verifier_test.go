@@ -2,10 +2,10 @@ package idtoken
 
 import (
 	"crypto/elliptic"
-	"fmt"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +170,9 @@ func strictCases(t *testing.T, k testKey, good map[string]any) []matrixCase {
 	exp := fmt.Sprintf(`"exp":%d`, testNow.Add(5*time.Minute).Unix())
 	withExp := func(lit string) string { return strings.Replace(payload, exp, `"exp":`+lit, 1) }
 	withMember := func(member string) string { return payload[:len(payload)-1] + "," + member + "}" }
-	junkSig := func(h, p string) string { return b64u([]byte(h)) + "." + b64u([]byte(p)) + "." + b64u(make([]byte, 256)) }
+	junkSig := func(h, p string) string {
+		return b64u([]byte(h)) + "." + b64u([]byte(p)) + "." + b64u(make([]byte, 256))
+	}
 	noLeeway := func(p *Policy) { p.Leeway = 0 }
 	nested := func(depth int) string {
 		return `{"alg":"RS256","kid":"k1","x":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
