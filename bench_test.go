@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -81,8 +82,9 @@ func BenchmarkVerifyCold(b *testing.B) { benchVerify(b, 0) }
 // BenchmarkVerifyCached: the same token again, served from the cache.
 func BenchmarkVerifyCached(b *testing.B) { benchVerify(b, defaultCacheSize) }
 
-// benchServe runs requests through mw the way Caddy does: a fresh replacer
-// and vars per request, and a next handler that renders the user id.
+// benchServe runs requests through mw the way Caddy does: a fresh replacer,
+// vars and header map per request (the handler strips the token from the
+// header), and a next handler that renders the user id.
 func benchServe(b *testing.B, mw caddyhttp.MiddlewareHandler, token string) {
 	base := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 	base.Header.Set("Authorization", "Bearer "+token)
@@ -95,6 +97,7 @@ func benchServe(b *testing.B, mw caddyhttp.MiddlewareHandler, token string) {
 			ctx := context.WithValue(base.Context(), caddy.ReplacerCtxKey, repl)
 			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
 			r := base.WithContext(ctx)
+			r.Header = base.Header.Clone()
 			next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 				_, err := w.Write([]byte(repl.ReplaceKnown("{http.auth.user.id}", "")))
 				return err
@@ -136,4 +139,59 @@ func BenchmarkServeHTTPCold(b *testing.B) {
 func BenchmarkServeHTTPCached(b *testing.B) {
 	h, token := benchHandler(b, defaultCacheSize)
 	benchServe(b, h, token)
+}
+
+// forgedTokens are the most expensive tokens one can build without a
+// private key, one per way of making the parser work: each is 16 KiB with
+// the key set's kid and a junk signature of the right length, a header at
+// the parser's bounds (depth, token count, length) and the payload a
+// single deep nesting that a payload-first parser would walk.
+func forgedTokens(kid string) map[string]string {
+	names := `{"alg":"RS256","kid":"` + kid + `"`
+	for i := range 29 {
+		names += fmt.Sprintf(`,"\u0062\u0062\u0062%02d":0`, i)
+	}
+	headers := map[string]string{
+		"flat header":               `{"alg":"RS256","kid":"` + kid + `","typ":"JWT"}`,
+		"escaped header":            `{"alg":"RS256","kid":"` + kid + `","x":"` + strings.Repeat(`\ud83d\ude00`, 125) + `"}`,
+		"header at the token bound": `{"alg":"RS256","kid":"` + kid + `","x":[[[` + strings.Repeat(`1e99999,`, 50) + `0]]]}`,
+		"escaped member names":      names + "}",
+	}
+	sig := b64u(make([]byte, 256))
+	tokens := make(map[string]string, len(headers))
+	for name, hdr := range headers {
+		h := b64u([]byte(hdr))
+		room := MaxTokenLength - len(h) - len(sig) - 2
+		p := b64u([]byte(strings.Repeat("[", room*3/4+3)))[:room]
+		tokens[name] = h + "." + p + "." + sig
+	}
+	return tokens
+}
+
+// BenchmarkRejectForged: each forged token is refused with "invalid
+// signature" (never "malformed": the payload is not decoded first), with the
+// handler's cache on as in a default config. Compare the slowest case with
+// BenchmarkRSAVerify.
+func BenchmarkRejectForged(b *testing.B) {
+	h, _ := benchHandler(b, defaultCacheSize)
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	for name, tok := range forgedTokens("k1") {
+		if len(tok) != MaxTokenLength {
+			b.Fatalf("%s: %d bytes", name, len(tok))
+		}
+		if _, _, rej := h.verify(r, tok); rej == nil || rej.Reason != ReasonSignature {
+			b.Fatalf("%s: %v, want %q", name, rej, ReasonSignature)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, _, rej := h.verify(r, tok); rej == nil {
+						b.Error("forged token accepted")
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -217,4 +218,103 @@ func TestCacheConcurrentHits(t *testing.T) {
 	if n := h.cache.Len(); n > 8+8 {
 		t.Fatalf("cache holds %d entries after concurrent use, size 8", n)
 	}
+}
+
+// TestCacheMemoryBound fills a cache with the heaviest tokens it still
+// accepts, of several shapes (many small members, nested arrays, long
+// strings, arrays of numbers), and checks the live heap each entry holds
+// stays under maxCacheEntryBytes, the per-entry bound the README gives
+// (cache_size x 16 KiB in all). Each shape is grown until its entry would
+// no longer be cached, so the test measures the worst the bound admits.
+func TestCacheMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures the heap of a few hundred entries")
+	}
+	const n = 200
+	shapes := map[string]func(i int) map[string]any{
+		"many small members": func(i int) map[string]any {
+			m := map[string]any{}
+			for j := range i {
+				m[fmt.Sprintf("m%d", j)] = j % 10
+			}
+			return m
+		},
+		"nested arrays": func(i int) map[string]any {
+			m := map[string]any{}
+			for j := range i {
+				m[fmt.Sprintf("a%d", j)] = []any{[]any{[]any{[]any{1}}}}
+			}
+			return m
+		},
+		"arrays of numbers": func(i int) map[string]any {
+			arr := make([]any, i)
+			for j := range arr {
+				arr[j] = j % 10
+			}
+			return map[string]any{"n": arr}
+		},
+		"escaped strings": func(i int) map[string]any {
+			return map[string]any{"s": strings.Repeat("<\u00e9>", i)}
+		},
+	}
+	for name, shape := range shapes {
+		t.Run(name, func(t *testing.T) {
+			h, k1, now := oneKeyHandler(t, n)
+			token := func(size, i int) string {
+				c := with(validClaims(), shape(size))
+				c["sub"], c["exp"] = fmt.Sprint(i), now.Add(time.Hour).Unix()
+				return sign(t, k1, c, nil)
+			}
+			cached := func(size int) bool {
+				h.cache = newTokenCache(n, time.Minute)
+				_, rej := verifyRequest(h, token(size, 0))
+				return rej == nil && h.cache.Len() == 1
+			}
+			// The largest size whose entry is still cached.
+			lo, hi := 1, 2
+			for cached(hi) {
+				lo, hi = hi, hi*2
+			}
+			for hi-lo > 1 {
+				if mid := (lo + hi) / 2; cached(mid) {
+					lo = mid
+				} else {
+					hi = mid
+				}
+			}
+			tokens := make([]string, n)
+			for i := range tokens {
+				tokens[i] = token(lo, i)
+			}
+			h.cache = newTokenCache(n, time.Minute)
+			before := liveHeap()
+			for _, tok := range tokens {
+				if _, rej := verifyRequest(h, tok); rej != nil {
+					t.Fatal(rej)
+				}
+			}
+			after := liveHeap()
+			if h.cache.Len() != n {
+				t.Fatalf("%d entries cached, want %d", h.cache.Len(), n)
+			}
+			perEntry := int(after-before) / n
+			t.Logf("size %d: token %d bytes, %d heap bytes per entry (bound %d)", lo, len(tokens[0]), perEntry, maxCacheEntryBytes)
+			if perEntry > maxCacheEntryBytes {
+				t.Fatalf("an entry holds %d bytes, over the %d-byte bound", perEntry, maxCacheEntryBytes)
+			}
+			if perEntry < maxCacheEntryBytes/8 {
+				t.Fatalf("an entry holds only %d bytes: the shape does not approach the bound", perEntry)
+			}
+			runtime.KeepAlive(h.cache)
+		})
+	}
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
