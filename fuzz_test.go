@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,6 +23,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	jsonv2 "github.com/go-json-experiment/json"
+	"go.uber.org/zap"
 )
 
 // The fuzz targets check properties, not examples: no input panics or
@@ -57,8 +62,8 @@ func independentlySigned(raw string, keys []testKey) bool {
 	}
 	hdrJSON, err1 := b64.DecodeString(parts[0])
 	sig, err2 := b64.DecodeString(parts[2])
-	var hdr struct{ Alg, Kid string }
-	if err1 != nil || err2 != nil || json.Unmarshal(hdrJSON, &hdr) != nil {
+	hdr, ok := exactHeader(hdrJSON)
+	if err1 != nil || err2 != nil || !ok {
 		return false
 	}
 	input := []byte(parts[0] + "." + parts[1])
@@ -115,13 +120,123 @@ func FuzzVerify(f *testing.F) {
 		input := b64u(header) + "." + b64u(payload)
 		token := input + "." + b64u(ed25519.Sign(fuzzEdKey.priv.(ed25519.PrivateKey), []byte(input)))
 		if claims, rej := verifyString(v, token, set, testNow); rej == nil {
-			var hdr struct{ Alg, Kid string }
-			if json.Unmarshal(header, &hdr) != nil || hdr.Alg != "EdDSA" || hdr.Kid != "ed" {
+			if hdr, ok := exactHeader(header); !ok || hdr.Alg != "EdDSA" || hdr.Kid != "ed" {
 				t.Fatalf("accepted header %q for an Ed25519 signature by kid ed", header)
 			}
 			checkAcceptedClaims(t, claims)
 		}
 	})
+}
+
+// exactHeader reads alg and kid with exact, unique member names
+// (json/v2's defaults), the oracle's own reading of RFC 7515 section 4.
+func exactHeader(data []byte) (h struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}, ok bool) {
+	return h, jsonv2.Unmarshal(data, &h) == nil
+}
+
+// FuzzCarriers: whatever Cookie header and query the fuzzer writes ("$T"
+// stands for a valid token, "$F" for a forged one), a request passed on
+// never lets a last-wins reader (cookies split at ';' and ',' as Python
+// does; query values) find a token other than the verified one; after
+// stripping it finds none, with forward_token only the verified one.
+func FuzzCarriers(f *testing.F) {
+	k := newRSAKey(f, "k1", 0)
+	good := sign(f, k, validClaims(), nil)
+	forged := good[:strings.LastIndexByte(good, '.')+1] + "AAAA"
+	set := mustParse(f, jwksJSON(f, k))
+	for _, seed := range carrierSeeds() {
+		f.Add(seed.cookie, seed.query, seed.forward)
+	}
+	f.Fuzz(func(t *testing.T, cookie, query string, forward bool) {
+		expand := strings.NewReplacer("$T", good, "$F", forged).Replace
+		h := cachingHandler(mustVerifier(t, Policy{Algorithms: []string{"RS256"}, Leeway: time.Minute}), Policy{}, set, testNow, 0)
+		h.TokenSources = []TokenSource{{Cookie: "id_token"}, {Query: "token"}}
+		h.ForwardToken = forward
+		h.logger = zap.NewNop()
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.URL.RawQuery = expand(query)
+		r.RequestURI = "/?" + r.URL.RawQuery
+		if c := expand(cookie); c != "" {
+			r.Header["Cookie"] = strings.Split(c, "\n")
+		}
+		seen, err := serveRecording(t, h, r)
+		if seen == nil {
+			if err == nil {
+				t.Fatal("neither passed on nor refused")
+			}
+			return
+		}
+		for _, v := range append(lastWinsCookies(seen.header["Cookie"]), lastWinsQuery(seen.rawQuery)...) {
+			if v != good || !forward {
+				t.Fatalf("passed on (forward %v) with a readable token %q; cookie %q, query %q", forward, v, seen.header["Cookie"], seen.rawQuery)
+			}
+		}
+		if !strings.HasSuffix(seen.requestURI, seen.rawQuery) {
+			t.Fatalf("RequestURI %q and query %q disagree", seen.requestURI, seen.rawQuery)
+		}
+	})
+}
+
+// lastWinsCookies is every non-empty id_token value a lenient cookie parser
+// finds: pairs split at ';' and ',', spaces and quotes trimmed.
+func lastWinsCookies(lines []string) []string {
+	var vals []string
+	for _, line := range lines {
+		for _, pair := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' }) {
+			n, v, _ := strings.Cut(pair, "=")
+			if strings.TrimSpace(n) == "id_token" {
+				if v = strings.Trim(strings.TrimSpace(v), `"`); v != "" {
+					vals = append(vals, v)
+				}
+			}
+		}
+	}
+	return vals
+}
+
+// lastWinsQuery is every non-empty token value a lenient query parser finds:
+// parts split at '&' and ';', each unescaped on its own.
+func lastWinsQuery(raw string) []string {
+	var vals []string
+	for _, part := range strings.FieldsFunc(raw, func(r rune) bool { return r == '&' || r == ';' }) {
+		k, v, _ := strings.Cut(part, "=")
+		if uk, err := url.QueryUnescape(k); err == nil && uk == "token" {
+			if uv, err := url.QueryUnescape(v); err == nil && uv != "" {
+				vals = append(vals, uv)
+			}
+		}
+	}
+	return vals
+}
+
+type carrierSeed struct {
+	cookie, query string
+	forward       bool
+}
+
+func carrierSeeds() []carrierSeed {
+	return []carrierSeed{
+		{"id_token=$T", "", false},
+		{"a=1; id_token=$T; b=2", "x=1&token=$T", false},
+		{"id_token=$T; id_token=$F", "", false},
+		{"a=1, id_token=$F; id_token=$T", "", true},
+		{"id_token=$T\nid_token=$T", "token=$T&token=$T", true},
+		{"", "token=$T;token=$F", false},
+		{"", "t%6Fken=$F&token=$T", true},
+		{"id_token = $T", "token=%24T", false},
+		{`id_token="$T"`, "", true},
+	}
+}
+
+func mustVerifier(t testing.TB, p Policy) *Verifier {
+	v, err := NewVerifier(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // checkAcceptedClaims re-derives the time and issuer checks for an accepted token.
@@ -378,6 +493,8 @@ func TestFuzzSeedCorpus(t *testing.T) {
 				fmt.Fprintf(&b, "[]byte(%q)\n", x)
 			case uint8:
 				fmt.Fprintf(&b, "byte(%q)\n", x)
+			case bool:
+				fmt.Fprintf(&b, "bool(%v)\n", x)
 			}
 		}
 		files[filepath.Join("testdata", "fuzz", target, fmt.Sprintf("seed-%02d", i))] = b.String()
@@ -393,6 +510,9 @@ func TestFuzzSeedCorpus(t *testing.T) {
 	}
 	for i, s := range rsaSeeds() {
 		add("FuzzRSAVerify", i, s.alg, s.em, s.shape)
+	}
+	for i, s := range carrierSeeds() {
+		add("FuzzCarriers", i, s.cookie, s.query, s.forward)
 	}
 	for path, want := range files {
 		if os.Getenv("IDTOKEN_WRITE_CORPUS") == "1" {
