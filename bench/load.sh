@@ -5,7 +5,13 @@
 #   (b) the same route behind idtoken, one valid token (served from the cache)
 #   (c) the same with cache_size 0 (every request verifies the RS256 signature)
 #   (d) a pool of distinct valid tokens larger than the cache (cache_size 1000, 3000 tokens)
-# and prints requests/s, p50/p99 latency and each run's ratio to (a).
+# and then, on the route of (c), in alternating rounds so both see the same machine:
+#   (e) forged 16 KiB tokens: valid kid, costly JSON payload, junk signature (all 401)
+#   (f) valid 16 KiB tokens signed with the demo key, padded to the same length (all 200)
+# Tokens over 8 KiB are never cached, so both verify every request. (e)/(f) is
+# forged over valid throughput: 1.0 means a forged token costs the server no
+# more than a valid one of the same length; the target is at least 0.8.
+# Prints requests/s, p50/p99 latency, each run's ratio to (a), and (e)/(f).
 # Needs Go and wrk (apt-get install -y wrk). Usage: bench/load.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +27,11 @@ go build -o "$work/caddy" ./cmd/caddy
 go run ./cmd/idtoken-demo keys -dir "$work" 2>/dev/null
 go run ./cmd/idtoken-demo token -dir "$work" -ttl 2h > "$work/one.txt"
 go run ./cmd/idtoken-demo token -dir "$work" -ttl 2h -n 3000 -sub user > "$work/pool.txt"
+# 16 KiB tokens (the module's limit) for (e) and (f): forged ones cycle through
+# the variants of cmd/idtoken-loadtest (deep, wide, escapes, escaped-names, dupes).
+go run ./cmd/idtoken-loadtest/bigtokens -dir "$work" -kind forged -n 200 > "$work/forged.txt"
+go run ./cmd/idtoken-loadtest/bigtokens -dir "$work" -kind valid -n 200 -ttl 2h \
+	-iss https://demo.idtoken.local -aud demo > "$work/big.txt"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pa=$(port); pb=$(port); pc=$(port); pd=$(port)
@@ -58,7 +69,9 @@ caddy_pid=$!
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$pa/" >/dev/null && break; sleep 0.2; done
 curl -fs "http://127.0.0.1:$pa/" >/dev/null || { echo "caddy did not start:" >&2; cat "$work/caddy.log" >&2; exit 1; }
 
-# wrk script: each request carries a token drawn from $TOKENS (if set).
+# wrk script: each request carries a token drawn from $TOKENS (if set). With
+# $WANT set, every answer must have that status: the run prints how many did
+# not (a response hook costs wrk some time, so (a)-(d) go without it).
 cat > "$work/tokens.lua" <<'LUA'
 local tokens = {}
 local path = os.getenv("TOKENS")
@@ -69,12 +82,49 @@ request = function()
   if #tokens == 0 then return wrk.format("GET", "/") end
   return wrk.format("GET", "/", { ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)] })
 end
+local want = tonumber(os.getenv("WANT") or "")
+if want then
+  unexpected, answered = 0, 0
+  response = function(status)
+    answered = answered + 1
+    if status ~= want then unexpected = unexpected + 1 end
+  end
+  local threads = {}
+  setup = function(thread) threads[#threads + 1] = thread end
+  done = function()
+    local u, a = 0, 0
+    for _, t in ipairs(threads) do u, a = u + t:get("unexpected"), a + t:get("answered") end
+    io.write(string.format("answers %d unexpected %d\n", a, u))
+  end
+end
 LUA
 
 # Check every protected route answers 200 before measuring anything.
 for p in $pb $pc $pd; do
 	curl -fs -H "Authorization: Bearer $(cat "$work/one.txt")" "http://127.0.0.1:$p/" >/dev/null
 done
+# Check each 16 KiB token: length, then valid ones get 200 and forged ones 401
+# for a bad signature (so the kid was found and the signature checked).
+# One curl process sends them all (a curl config with one section per token).
+check16k() { # tokens-file status reason
+	awk 'length($0) < 16383 || length($0) > 16384 { print FILENAME ": a token of " length($0) " characters, not 16 KiB" > "/dev/stderr"; exit 1 }' "$1"
+	awk -v url="http://127.0.0.1:$pc/" '{
+		if (NR > 1) print "next"
+		print "url = \"" url "\""
+		print "header = \"Authorization: Bearer " $0 "\""
+		print "output = \"/dev/null\""
+		print "write-out = \"%{http_code} %header{www-authenticate}\\n\""
+	}' "$1" > "$work/check.curl"
+	curl -s -K "$work/check.curl" > "$work/check.out" || true
+	awk -v want="$2" -v reason="$3" -v n="$(wc -l < "$1")" -v file="$(basename "$1")" '
+		$1 != want || (reason != "" && index($0, "error_description=\"" reason "\"") == 0) {
+			print file ": a token got \"" $0 "\", want " want (reason != "" ? " (" reason ")" : "") > "/dev/stderr"; bad = 1; exit 1
+		}
+		END { if (!bad && NR != n) { print file ": " NR " answers to " n " tokens" > "/dev/stderr"; exit 1 } }' "$work/check.out"
+}
+echo "checking the 16 KiB tokens ..." >&2
+check16k "$work/big.txt" 200 ""
+check16k "$work/forged.txt" 401 "invalid signature"
 
 run() { # name port tokens-file
 	TOKENS=$3 wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/tokens.lua" "http://127.0.0.1:$2/" > "$work/$1.out"
@@ -88,12 +138,45 @@ run() { # name port tokens-file
 		END { print name, rps, p50, p99 }' "$work/$1.out"
 }
 
+# round name round port tokens-file status: one wrk run of $half seconds in
+# which every answer must have the given status; prints
+# "name requests seconds p50-ms p99-ms".
+half=$(( (secs + 1) / 2 ))
+round() {
+	local out="$work/$1$2.out"
+	TOKENS=$4 WANT=$5 wrk -t1 -c"$conns" -d"${half}s" --latency -s "$work/tokens.lua" "http://127.0.0.1:$3/" > "$out"
+	if ! grep -q "^answers [1-9][0-9]* unexpected 0\$" "$out"; then
+		echo "run $1 (round $2) got answers other than $5:" >&2; cat "$out" >&2; exit 1
+	fi
+	awk -v name="$1" '
+		function ms(v) {
+			if (v ~ /us$/) return v / 1000
+			if (v ~ /ms$/) return v + 0
+			if (v ~ /s$/) return v * 1000
+			if (v ~ /m$/) return v * 60000
+			return v * 3600000
+		}
+		/ requests in / { n = $1; t = $4 + 0 }
+		$1 == "50%" { p50 = ms($2) }
+		$1 == "99%" { p99 = ms($2) }
+		END { print name, n, t, p50, p99 }' "$out"
+}
+
 {
 	run a "$pa" "$work/one.txt" # same request bytes as (b): only the handler differs
 	run b "$pb" "$work/one.txt"
 	run c "$pc" "$work/one.txt"
 	run d "$pd" "$work/pool.txt"
 } > "$work/results"
+# (e) and (f) alternate, two rounds each, on the same route.
+for r in 1 2; do
+	round e "$r" "$pc" "$work/forged.txt" 401
+	round f "$r" "$pc" "$work/big.txt" 200
+done > "$work/rounds"
+# Requests/s over both rounds; p50 and p99 are the higher of the two rounds.
+awk '
+	{ n[$1] += $2; t[$1] += $3; if ($4 > p50[$1]) p50[$1] = $4; if ($5 > p99[$1]) p99[$1] = $5 }
+	END { for (k in n) printf "%s %.2f %.2fms %.2fms\n", k, n[k] / t[k], p50[k], p99[k] }' "$work/rounds" | sort >> "$work/results"
 
 echo
 echo "caddy-idtoken load benchmark: ${secs}s per run, $conns connections, wrk -t1, $(nproc) cores"
@@ -105,6 +188,15 @@ while read -r name rps p50 p99; do
 	b) label="(b) idtoken, one token (cached)" ;;
 	c) label="(c) idtoken, cache_size 0" ;;
 	d) label="(d) idtoken, 3000 tokens, cache_size 1000" ;;
+	e) label="(e) forged 16 KiB tokens, cache_size 0 (401)" ;;
+	f) label="(f) valid 16 KiB tokens, cache_size 0 (200)" ;;
 	esac
 	printf '%-46s %12s %10s %10s %8s\n' "$label" "$rps" "$p50" "$p99" "$(awk -v r="$rps" -v b="$base" 'BEGIN { printf "%.2f", r / b }')"
 done < "$work/results"
+awk -v half="$half" '
+	{ r[$1] = r[$1] sprintf(" %.0f", $2 / $3) }
+	END { printf "(e) and (f): two alternating rounds of %ss each (requests/s: e%s, f%s); p50/p99 are the higher round'"'"'s\n", half, r["e"], r["f"] }' "$work/rounds"
+awk '
+	$1 == "e" { e = $2 }
+	$1 == "f" { f = $2 }
+	END { printf "forged/valid (e)/(f): %.2f  (target: at least 0.80; 1.00: a forged token costs no more than a valid one)\n", e / f }' "$work/results"

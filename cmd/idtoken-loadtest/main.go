@@ -4,6 +4,12 @@
 // config through the admin API. Everything is on loopback; the run is bounded
 // in time and request count and stops by itself.
 //
+// The mix includes forged tokens built to be as expensive as possible for
+// someone without the private key: 16 KiB (the module's limit), a small flat
+// header naming a kid the issuer serves, a payload of costly JSON (deeply
+// nested arrays, thousands of members, escapes, duplicate names) and a junk
+// 256-byte signature. Each must be refused with 401.
+//
 //	go run ./cmd/idtoken-loadtest -duration 20s -conns 200
 //
 // It exits non-zero when a valid token is refused, an invalid one accepted,
@@ -36,6 +42,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-idtoken/caddy-idtoken/cmd/idtoken-loadtest/internal/forge"
 )
 
 func main() {
@@ -50,26 +58,37 @@ func main() {
 	}
 }
 
-// kinds of request and the status each must get.
-var kinds = []struct {
+// A kind of request and the status it must get.
+type kind struct {
 	name   string
 	weight int
 	want   int
-}{
-	{"valid", 50, 200},
-	{"expired", 10, 401},
-	{"tampered", 10, 401},
-	{"unknown-kid", 10, 401},
-	{"garbage", 8, 401},
-	{"no-token", 7, 401},
-	{"revoked", 5, 401}, // signed by a key the issuer removed (only after the removal)
+	forged int // 1 + index in forge.Variants for forged tokens, else 0
 }
+
+// kinds of request in the mix, with one forged kind per forge.Variant.
+var kinds = func() []kind {
+	ks := []kind{
+		{name: "valid", weight: 50, want: 200},
+		{name: "expired", weight: 10, want: 401},
+		{name: "tampered", weight: 10, want: 401},
+		{name: "unknown-kid", weight: 10, want: 401},
+		{name: "garbage", weight: 8, want: 401},
+		{name: "no-token", weight: 7, want: 401},
+		{name: "revoked", weight: 5, want: 401}, // signed by a key the issuer removed (only after the removal)
+	}
+	// 16 KiB, valid kid, costly payload, junk signature: 2% each.
+	for i, v := range forge.Variants {
+		ks = append(ks, kind{name: "forged-" + v.Name, weight: 2, want: 401, forged: i + 1})
+	}
+	return ks
+}()
 
 // stats are counted by all workers.
 type stats struct {
 	sent, wrong, serverErrors, transportErrors, retried atomic.Int64
 	byStatus                                            sync.Map // int -> *atomic.Int64
-	byKind                                              [8]atomic.Int64
+	byKind                                              []atomic.Int64
 	firstWrong, firstRetry                              atomic.Value // string
 	start                                               time.Time
 }
@@ -147,7 +166,7 @@ http://127.0.0.1:%d {
 	startRSS := rssKiB(caddy.Process.Pid)
 	fetchesAtStart := is.hits.Load()
 
-	st := stats{start: time.Now()}
+	st := stats{start: time.Now(), byKind: make([]atomic.Int64, len(kinds))}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -175,7 +194,7 @@ http://127.0.0.1:%d {
 	fmt.Printf("\nidtoken-loadtest: %s, %d connections\n", duration, conns)
 	fmt.Printf("  requests sent      %d (%.0f/s)\n", st.sent.Load(), float64(st.sent.Load())/duration.Seconds())
 	for i, k := range kinds {
-		fmt.Printf("    %-12s     %d\n", k.name, st.byKind[i].Load())
+		fmt.Printf("    %-22s %d\n", k.name, st.byKind[i].Load())
 	}
 	fmt.Printf("  answers by status ")
 	st.byStatus.Range(func(k, v any) bool {
@@ -231,7 +250,7 @@ func worker(ctx context.Context, client *http.Client, site string, is *issuer, s
 		if kinds[i].name == "revoked" && !is.revokedReady.Load() {
 			i = 0
 		}
-		token := is.tokenFor(kinds[i].name)
+		token := is.tokenFor(kinds[i])
 		send := func() (*http.Response, error) {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, site, nil)
 			if token != "" {
@@ -350,6 +369,7 @@ type issuer struct {
 	valid        [][]string // per key: a pool of valid tokens
 	expired      []string
 	tampered     []string
+	forged       [][][]string // per key, per forge.Variant: forged tokens naming that key's kid
 }
 
 func newIssuer() (*issuer, error) {
@@ -375,6 +395,17 @@ func newIssuer() (*issuer, error) {
 		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 		payload = []byte(strings.Replace(string(payload), "user-", "admin", 1))
 		is.tampered = append(is.tampered, parts[0]+"."+base64.RawURLEncoding.EncodeToString(payload)+"."+parts[2])
+	}
+	for i := range is.keys {
+		var perVariant [][]string
+		for _, v := range forge.Variants {
+			var pool []string // distinct junk signatures: no two requests alike
+			for range 8 {
+				pool = append(pool, forge.Forged(kid(i), v, forge.MaxLength))
+			}
+			perVariant = append(perVariant, pool)
+		}
+		is.forged = append(is.forged, perVariant)
 	}
 	is.publish(0)
 	is.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -427,8 +458,14 @@ func (is *issuer) token(k *rsa.PrivateKey, sub string, ttl time.Duration) string
 	return s
 }
 
-func (is *issuer) tokenFor(kind string) string {
-	switch kind {
+func (is *issuer) tokenFor(k kind) string {
+	if k.forged > 0 {
+		// The kid of the key tokens are being signed with, which the issuer
+		// publishes, so the module has to check the signature to refuse it.
+		pool := is.forged[is.signing.Load()][k.forged-1]
+		return pool[mrand.IntN(len(pool))]
+	}
+	switch k.name {
 	case "valid":
 		pool := is.valid[is.signing.Load()]
 		return pool[mrand.IntN(len(pool))]
