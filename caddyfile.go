@@ -39,6 +39,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    from_cookie  <name>
 //	    from_query   <name>
 //	    optional
+//	    forward_token
 //	    realm        <realm>
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
@@ -108,6 +109,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Optional = true
+		case "forward_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardToken = true
 		case "realm":
 			err = oneArg(d, &h.Realm)
 		case "refresh_interval":

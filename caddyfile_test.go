@@ -39,6 +39,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				from_header X-Id-Token
 				from_query token
 				optional
+				forward_token
 				realm example
 				refresh_interval 2h
 				min_refresh_interval 30s
@@ -51,7 +52,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				Algorithms: []string{"RS256", "ES256"}, Leeway: dur(30 * time.Second),
 				Require:      []ClaimRequirement{{"groups", []string{"admin", "ops"}}, {"email_verified", []string{"true"}}},
 				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
-				Optional:     true, Realm: "example",
+				Optional:     true, ForwardToken: true, Realm: "example",
 				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
 				MaxStale: dur(72 * time.Hour), CacheSize: intp(500),
 			},
@@ -102,6 +103,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown algorithm", "jwks_file x\n\talgorithms RS257", `unsupported algorithm "RS257"`, 4},
 		{"require without value", "jwks_file x\n\trequire groups", "require: want <claim> <value>", 4},
 		{"optional with argument", "jwks_file x\n\toptional yes", "wrong argument count", 4},
+		{"forward_token with argument", "jwks_file x\n\tforward_token on", "wrong argument count", 4},
 		{"leeway too large", "jwks_file x\n\tleeway 1h", "leeway must be between 0 and 10m", 2},
 		{"oidc issuer not a URL", "oidc_issuer op.test", "is not an http(s) URL", 2},
 	}
