@@ -39,7 +39,7 @@ func (f *found) add(token string) bool {
 func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 	var f found
 	if len(h.TokenSources) == 0 {
-		if !h.addHeader(&f, r, "Authorization") {
+		if !addHeader(&f, r, "Authorization") {
 			return f, badRequest(ReasonManyTokens)
 		}
 		return f, nil
@@ -48,7 +48,7 @@ func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 		ok := true
 		switch {
 		case src.Header != "":
-			ok = h.addHeader(&f, r, src.Header)
+			ok = addHeader(&f, r, src.Header)
 		case src.Cookie != "":
 			ok = addCookie(&f, r, src.Cookie)
 		case src.Query != "":
@@ -67,7 +67,7 @@ func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 // addHeader adds the token of every line of header name. Authorization
 // carries a token only with the Bearer scheme; another header carries its
 // whole value, a Bearer prefix removed. An empty line carries nothing.
-func (h *Handler) addHeader(f *found, r *http.Request, name string) bool {
+func addHeader(f *found, r *http.Request, name string) bool {
 	isAuth := strings.EqualFold(name, "Authorization")
 	for _, line := range r.Header.Values(name) {
 		token, isBearer := bearerCredential(line)
