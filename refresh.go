@@ -3,6 +3,7 @@ package idtoken
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,7 @@ func releaseKeySet(cfg keySetConfig) error {
 // mutex only coordinates refetch requests, never I/O.
 type RefreshingKeySet struct {
 	src         source
-	location    string       // the configured source, the storage key's origin
+	id          sourceID     // the configured source; names its stored copy
 	client      *http.Client // nil for files
 	interval    time.Duration
 	minInterval time.Duration
@@ -93,7 +94,7 @@ type storageRef struct{ certmagic.Storage }
 // rate floor and stored-set age (tests move it instead of sleeping).
 func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time, storage certmagic.Storage) (*RefreshingKeySet, error) {
 	s := &RefreshingKeySet{
-		location:    cfg.location,
+		id:          sourceID{kind: cfg.kind, location: cfg.location},
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
 		maxStale:    cfg.maxStale,
@@ -113,9 +114,12 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 	case "oidc":
 		s.client = newHTTPClient()
 		s.src = &discoverySource{issuer: cfg.location, client: s.client}
-	default:
+	case "gigya", "jwks_url":
 		s.client = newHTTPClient()
 		s.src = &jwksSource{url: cfg.location, client: s.client}
+	default:
+		// The kind names the stored copy: an unknown one is a programming error.
+		return nil, fmt.Errorf("unknown key source kind %q", cfg.kind)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -300,7 +304,7 @@ func (s *RefreshingKeySet) persist(ctx context.Context, set *KeySet) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := saveKeySet(sctx, ref.Storage, s.location, set); err != nil {
+	if err := saveKeySet(sctx, ref.Storage, s.id, set); err != nil {
 		s.logger().Warn("saving key set to storage failed", zap.String("source", s.src.String()), zap.Error(err))
 	}
 }
@@ -323,7 +327,7 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	set, err := loadKeySet(sctx, ref.Storage, s.location, s.maxStale, s.now())
+	set, err := loadKeySet(sctx, ref.Storage, s.id, s.maxStale, s.now())
 	if err != nil {
 		s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
 		return

@@ -254,3 +254,13 @@ func TestJWKSFileLoadsSynchronously(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownSourceKindRefused: the kind names the stored copy, so a kind
+// the key flow does not know is a programming error, not a JWKS URL.
+func TestUnknownSourceKindRefused(t *testing.T) {
+	for _, kind := range []string{"", "jwks", "gigya/../oidc"} {
+		if _, err := newRefreshingKeySet(keySetConfig{kind: kind, location: "http://127.0.0.1:1/"}, zap.NewNop, time.Now, nil); err == nil {
+			t.Errorf("kind %q accepted", kind)
+		}
+	}
+}
