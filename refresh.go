@@ -77,6 +77,8 @@ type RefreshingKeySet struct {
 	gens    atomic.Uint64 // last generation given to a snapshot
 	storage atomic.Pointer[storageRef]
 
+	toldNoStored bool // "no usable stored key set" was logged; refresh goroutine only
+
 	mu        sync.Mutex
 	pending   chan struct{} // closed when the queued or running fetch ends
 	lastFetch time.Time
@@ -241,11 +243,15 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 		if ctx.Err() != nil {
 			break // stopping: the failure is ours, not the issuer's
 		}
-		s.logger().Warn("fetching key set failed; keeping previous keys",
+		msg := "fetching key set failed; keeping previous keys"
+		if prev == nil {
+			msg = "fetching key set failed; no keys loaded"
+		}
+		s.logger().Warn(msg,
 			zap.String("source", s.src.String()),
 			zap.Error(err),
 			zap.Bool("have_keys", prev != nil),
-			zap.Duration("retry_in", next))
+			durationField("retry_in", next))
 		// Before waking the waiters, so they see a restored set.
 		s.fallBackToStorage(ctx, prev)
 	}
@@ -320,7 +326,7 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	case prev != nil && prev.origin.fromStorage && s.now().Sub(prev.Loaded) > s.maxStale:
 		s.current.CompareAndSwap(prev, nil)
 		s.logger().Warn("stored key set is older than max_stale; no longer using it",
-			zap.String("source", s.src.String()), zap.Duration("max_stale", s.maxStale))
+			zap.String("source", s.src.String()), durationField("max_stale", s.maxStale))
 		return
 	case prev != nil:
 		return
@@ -329,13 +335,18 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	defer cancel()
 	set, err := loadKeySet(sctx, ref.Storage, s.id, s.maxStale, s.now())
 	if err != nil {
-		s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
+		// Retries while the issuer is down look again (another node may
+		// have stored a set since) but say why only the first time.
+		if !s.toldNoStored {
+			s.toldNoStored = true
+			s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
+		}
 		return
 	}
 	if s.current.CompareAndSwap(nil, s.stamp(set)) {
 		s.logger().Warn("issuer unreachable; serving with the stored key set",
 			zap.String("source", s.src.String()),
-			zap.Duration("age", s.now().Sub(set.Loaded).Round(time.Second)),
+			durationField("age", s.now().Sub(set.Loaded).Round(time.Second)),
 			zap.Int("count", set.Len()),
 			zap.Strings("kids", set.KIDs()))
 	}

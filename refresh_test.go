@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -262,5 +263,109 @@ func TestUnknownSourceKindRefused(t *testing.T) {
 		if _, err := newRefreshingKeySet(keySetConfig{kind: kind, location: "http://127.0.0.1:1/"}, zap.NewNop, time.Now, nil); err == nil {
 			t.Errorf("kind %q accepted", kind)
 		}
+	}
+}
+
+// TestFailedFetchWarningSaysWhetherKeysAreKept: "keeping previous keys" is
+// only said when there are previous keys.
+func TestFailedFetchWarningSaysWhetherKeysAreKept(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	tests := []struct {
+		name      string
+		loadFirst bool
+		want      string
+		haveKeys  bool
+	}{
+		{"first fetch fails", false, "fetching key set failed; no keys loaded", false},
+		{"refresh fails after a load", true, "fetching key set failed; keeping previous keys", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := newIssuer(t, jwksJSON(t, k1))
+			if !tc.loadFirst {
+				is.serve(http.StatusServiceUnavailable, nil)
+			}
+			clock := &fakeClock{}
+			s, logs := startKeySet(t, "jwks_url", is.URL, time.Second, clock)
+			s.Refresh(context.Background())
+			if tc.loadFirst {
+				is.serve(http.StatusServiceUnavailable, nil)
+				clock.advance(time.Minute)
+				s.Refresh(context.Background())
+			}
+			failures := logs.FilterMessageSnippet("fetching key set failed").All()
+			if len(failures) == 0 {
+				t.Fatal("failed fetch not logged")
+			}
+			got := failures[0]
+			if got.Message != tc.want || got.ContextMap()["have_keys"] != tc.haveKeys {
+				t.Fatalf("logged %q (have_keys %v), want %q", got.Message, got.ContextMap()["have_keys"], tc.want)
+			}
+		})
+	}
+}
+
+// TestKeyFlowLogsDurationsAsText: Caddy's JSON encoder writes zap.Duration
+// as a bare number of seconds; durations are logged as text ("4s").
+func TestKeyFlowLogsDurationsAsText(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: 7 * time.Hour}
+	first, _ := startStoredKeySet(t, cfg, storage, clock)
+	waitLoaded(t, first)
+	_ = first.Destruct()
+
+	// Restart six hours later with the issuer down: the stored set is used,
+	// then dropped once it is older than max_stale.
+	is.serve(http.StatusServiceUnavailable, nil)
+	clock.advance(6 * time.Hour)
+	second, logs := startStoredKeySet(t, cfg, storage, clock)
+	if second.Refresh(context.Background()) == nil {
+		t.Fatal("stored set not restored")
+	}
+	clock.advance(2 * time.Hour)
+	second.Refresh(context.Background())
+
+	tests := []struct {
+		message, field, want string // message: a part of it
+	}{
+		{"fetching key set failed", "retry_in", "1s"},
+		{"issuer unreachable; serving with the stored key set", "age", "6h0m0s"},
+		{"stored key set is older than max_stale; no longer using it", "max_stale", "7h0m0s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.field, func(t *testing.T) {
+			entries := logs.FilterMessageSnippet(tc.message).All()
+			if len(entries) == 0 {
+				t.Fatalf("%q not logged", tc.message)
+			}
+			if got := entries[0].ContextMap()[tc.field]; got != tc.want {
+				t.Fatalf("%s = %#v (%T), want %q", tc.field, got, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNoStoredSetLoggedOnce: while the issuer stays down and storage holds
+// nothing usable, each retry looks again, but says so only once.
+func TestNoStoredSetLoggedOnce(t *testing.T) {
+	is := newIssuer(t, nil)
+	is.serve(http.StatusServiceUnavailable, nil)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	s, logs := startStoredKeySet(t, keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}, storage, clock)
+	for range 4 {
+		if s.Refresh(context.Background()) != nil {
+			t.Fatal("keys from nowhere")
+		}
+		clock.advance(time.Minute)
+	}
+	if failures := len(logs.FilterMessageSnippet("fetching key set failed").All()); failures < 4 {
+		t.Fatalf("%d failed fetches, want at least 4", failures)
+	}
+	if n := len(logs.FilterMessage("no usable stored key set").All()); n != 1 {
+		t.Fatalf("\"no usable stored key set\" logged %d times, want once", n)
 	}
 }
