@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 const (
@@ -344,19 +345,39 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 		return
 	}
 	if s.current.CompareAndSwap(nil, s.stamp(set)) {
-		s.logger().Warn("issuer unreachable; serving with the stored key set",
+		s.logger().Warn("issuer unreachable; serving with the stored key set", append([]zap.Field{
 			zap.String("source", s.src.String()),
 			durationField("age", s.now().Sub(set.Loaded).Round(time.Second)),
-			zap.Int("count", set.Len()),
-			zap.Strings("kids", set.KIDs()))
+		}, keyListFields(set)...)...)
 	}
 }
 
 func (s *RefreshingKeySet) logLoaded(set *KeySet) {
-	s.logger().Info("key set loaded",
-		zap.String("source", s.src.String()),
-		zap.Int("count", set.Len()),
-		zap.Strings("kids", set.KIDs()))
+	s.logger().Info("key set loaded", append([]zap.Field{zap.String("source", s.src.String())}, keyListFields(set)...)...)
+}
+
+// maxLoggedKIDs bounds how many kids one log line lists: a 1 MiB document
+// can hold thousands of keys.
+const maxLoggedKIDs = 20
+
+// keyListFields describes set's keys for a log line: how many, the first
+// maxLoggedKIDs kids (each cut with shortKID) and how many were not listed.
+func keyListFields(set *KeySet) []zap.Field {
+	fields := []zap.Field{zap.Int("count", set.Len()), zap.Array("kids", loggedKIDs{set})}
+	if n := set.Len() - maxLoggedKIDs; n > 0 {
+		fields = append(fields, zap.Int("kids_not_listed", n))
+	}
+	return fields
+}
+
+// loggedKIDs writes the first maxLoggedKIDs kids of a set, cut.
+type loggedKIDs struct{ set *KeySet }
+
+func (l loggedKIDs) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, k := range l.set.keys[:min(len(l.set.keys), maxLoggedKIDs)] {
+		enc.AppendString(shortKID(k.ID))
+	}
+	return nil
 }
 
 func (s *RefreshingKeySet) logSkipped(res fetched) {

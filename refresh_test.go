@@ -2,7 +2,9 @@ package idtoken
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -367,5 +369,64 @@ func TestNoStoredSetLoggedOnce(t *testing.T) {
 	}
 	if n := len(logs.FilterMessage("no usable stored key set").All()); n != 1 {
 		t.Fatalf("\"no usable stored key set\" logged %d times, want once", n)
+	}
+}
+
+// TestLoggedKIDsAreBounded: kids come from the issuer's document, so the
+// lines that list a set's kids cut each one to 64 bytes (noting its length)
+// and list at most 20 of them.
+func TestLoggedKIDsAreBounded(t *testing.T) {
+	longKID := strings.Repeat("k", 10<<10)
+	keys := []testKey{newEdKey(t, longKID)}
+	for i := range 29 {
+		keys = append(keys, newEdKey(t, fmt.Sprintf("kid-%02d", i)))
+	}
+	is := newIssuer(t, jwksJSON(t, keys...))
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}
+	first, loadLogs := startStoredKeySet(t, cfg, storage, clock)
+	waitLoaded(t, first)
+	_ = first.Destruct()
+	is.serve(http.StatusServiceUnavailable, nil)
+	second, restoreLogs := startStoredKeySet(t, cfg, storage, clock)
+	if second.Refresh(context.Background()) == nil {
+		t.Fatal("stored set not restored")
+	}
+
+	tests := []struct {
+		name    string
+		logs    *observer.ObservedLogs
+		message string
+	}{
+		{"loaded", loadLogs, "key set loaded"},
+		{"restored", restoreLogs, "issuer unreachable; serving with the stored key set"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			entries := tc.logs.FilterMessage(tc.message).All()
+			if len(entries) != 1 {
+				t.Fatalf("%d %q lines, want 1", len(entries), tc.message)
+			}
+			fields := entries[0].ContextMap()
+			if fields["count"] != int64(30) || fields["kids_not_listed"] != int64(10) {
+				t.Errorf("count = %v, kids_not_listed = %v; want 30 and 10", fields["count"], fields["kids_not_listed"])
+			}
+			kids, _ := fields["kids"].([]any)
+			if len(kids) == 0 {
+				t.Fatal("no kids listed")
+			}
+			if len(kids) > 20 {
+				t.Errorf("%d kids listed, want at most 20", len(kids))
+			}
+			if kids[0] != shortKID(longKID) {
+				t.Errorf("10 KiB kid logged as %.80q..., want it cut", kids[0])
+			}
+			for _, kid := range kids {
+				if s, _ := kid.(string); len(s) > len(shortKID(longKID)) {
+					t.Fatalf("kid of %d bytes logged", len(s))
+				}
+			}
+		})
 	}
 }
