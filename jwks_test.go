@@ -100,8 +100,8 @@ func TestParseKeyDocument(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			set, skipped, err := ParseKeyDocument([]byte(tc.doc))
-			if len(skipped) != tc.skipped {
-				t.Errorf("skipped %d keys (%v), want %d", len(skipped), skipped, tc.skipped)
+			if skipped.Total() != tc.skipped {
+				t.Errorf("skipped %d keys (%v), want %d", skipped.Total(), skipped, tc.skipped)
 			}
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -324,4 +324,135 @@ func TestMaxAge(t *testing.T) {
 			t.Errorf("maxAge(%q) = %v, want %v", in, got, want)
 		}
 	}
+}
+
+// TestSkipReasons: each kind of unusable key is skipped with its reason
+// slug and its kid, and the readable error names neither the kid nor more
+// than 64 bytes of any value the document chose.
+func TestSkipReasons(t *testing.T) {
+	rsaK := newRSAKey(t, "r1", 0)
+	ec := newECKey(t, "e1", elliptic.P256(), "ES256")
+	ed := newEdKey(t, "ed")
+	const kid = "KID-MARK"
+	key := func(k testKey, changes map[string]any) map[string]any {
+		m := k.jwk()
+		m["kid"] = kid
+		for name, v := range changes {
+			if v == nil {
+				delete(m, name)
+			} else {
+				m[name] = v
+			}
+		}
+		return m
+	}
+	huge := strings.Repeat("z", 100<<10)
+	tests := []struct {
+		name   string
+		key    any // a JWK object, or raw JSON text
+		reason string
+		kid    string
+	}{
+		{"not an object", "just a string", skipNotObject, ""},
+		{"member repeated in another case", json.RawMessage(`{"kid":"KID-MARK","kty":"OKP","KTY":"EC"}`), skipNotObject, ""},
+		{"alg not a string", key(ed, map[string]any{"alg": 7}), skipMemberType, kid},
+		{"kid not a string", key(ed, map[string]any{"kid": 7}), skipMemberType, ""},
+		{"use enc", key(rsaK, map[string]any{"use": "enc"}), skipUse, kid},
+		{"huge use", key(rsaK, map[string]any{"use": huge}), skipUse, kid},
+		{"key_ops without verify", key(ed, map[string]any{"key_ops": []string{"encrypt"}}), skipKeyOps, kid},
+		{"huge key_ops", key(ed, map[string]any{"key_ops": []string{huge}}), skipKeyOps, kid},
+		{"alg HS256", key(rsaK, map[string]any{"alg": "HS256"}), skipAlg, kid},
+		{"huge alg", key(rsaK, map[string]any{"alg": huge}), skipAlg, kid},
+		{"kty oct", map[string]any{"kty": "oct", "kid": kid, "k": "c2VjcmV0"}, skipKty, kid},
+		{"huge kty", map[string]any{"kty": huge, "kid": kid}, skipKty, kid},
+		{"EC crv secp256k1", key(ec, map[string]any{"crv": "secp256k1"}), skipCrv, kid},
+		{"OKP crv X25519", key(ed, map[string]any{"crv": "X25519"}), skipCrv, kid},
+		{"RSA n not base64url", key(rsaK, map[string]any{"n": "!!!"}), skipMember, kid},
+		{"OKP x missing", key(ed, map[string]any{"x": nil}), skipMember, kid},
+		{"RSA exponent even", key(rsaK, map[string]any{"e": b64u([]byte{2})}), skipRSAExponent, kid},
+		{"RSA exponent over 4 bytes", key(rsaK, map[string]any{"e": b64u([]byte{1, 0, 0, 0, 1})}), skipRSAExponent, kid},
+		{"RSA 1024 bits", key(rsaK, map[string]any{"n": b64u(bytes.Repeat([]byte{0xc1}, 128))}), skipRSASize, kid},
+		{"RSA over 8192 bits", key(rsaK, map[string]any{"n": b64u(bytes.Repeat([]byte{0xc1}, maxRSABits/8+1))}), skipRSASize, kid},
+		{"EC point off the curve", key(ec, map[string]any{"y": ec.jwk()["x"]}), skipECPoint, kid},
+		{"EC coordinate too short", key(ec, map[string]any{"y": b64u([]byte{1})}), skipECPoint, kid},
+		{"Ed25519 key of 31 bytes", key(ed, map[string]any{"x": b64u(make([]byte, 31))}), skipEd25519Size, kid},
+		{"alg that does not fit the key", key(rsaK, map[string]any{"alg": "ES256"}), skipAlgMismatch, kid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := json.Marshal(map[string]any{"keys": []any{ed.jwk(), tc.key}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, skipped, err := ParseKeyDocument(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(skipped) != 1 || skipped.Total() != 1 || len(skipped[0].Examples) != 1 {
+				t.Fatalf("skipped = %v, want one key", skipped)
+			}
+			got := skipped[0].Examples[0]
+			if got.Reason != tc.reason || skipped[0].Reason != tc.reason || got.KID != tc.kid || got.Index != 1 {
+				t.Fatalf("skipped %+v, want reason %q, kid %q, index 1", got, tc.reason, tc.kid)
+			}
+			if msg := got.Err.Error(); strings.Contains(msg, kid) || len(msg) > 200 {
+				t.Fatalf("error %.300q names the kid or is %d bytes long", msg, len(msg))
+			}
+		})
+	}
+}
+
+// TestSkippedKeysStayBounded: a document of thousands of unusable keys
+// yields counts and five examples, not a value per key.
+func TestSkippedKeysStayBounded(t *testing.T) {
+	const n = 20000
+	keys := make([]string, 0, n+1)
+	keys = append(keys, string(mustJSON(t, newEdKey(t, "good").jwk())))
+	for i := range n {
+		switch i % 3 {
+		case 0:
+			keys = append(keys, `{"kty":"oct"}`)
+		case 1:
+			keys = append(keys, `{"kty":"RSA","use":"enc"}`)
+		default:
+			keys = append(keys, `7`)
+		}
+	}
+	doc := `{"keys":[` + strings.Join(keys, ",") + `]}`
+	_, skipped, err := ParseKeyDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Total() != n {
+		t.Fatalf("total %d, want %d", skipped.Total(), n)
+	}
+	want := []struct {
+		reason string
+		count  int
+	}{{skipKty, 6667}, {skipUse, 6667}, {skipNotObject, 6666}}
+	if len(skipped) != len(want) {
+		t.Fatalf("%d groups, want %d", len(skipped), len(want))
+	}
+	var indexes []int
+	for i, g := range skipped {
+		if g.Reason != want[i].reason || g.Count != want[i].count {
+			t.Errorf("group %d: %q x %d, want %q x %d", i, g.Reason, g.Count, want[i].reason, want[i].count)
+		}
+		for _, k := range g.Examples {
+			indexes = append(indexes, k.Index)
+		}
+	}
+	slices.Sort(indexes)
+	if !slices.Equal(indexes, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("examples at %v, want the first five skipped keys", indexes)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -380,10 +381,55 @@ func (l loggedKIDs) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	return nil
 }
 
+// logSkipped writes one warning for a fetch's unusable keys, however many:
+// the count per reason and a few examples.
 func (s *RefreshingKeySet) logSkipped(res fetched) {
-	for _, err := range res.skipped {
-		s.logger().Warn("skipping unusable key", zap.String("source", s.src.String()), zap.Error(err))
+	if len(res.skipped) == 0 {
+		return
 	}
+	s.logger().Warn("skipping unusable keys",
+		zap.String("source", s.src.String()),
+		zap.Int("skipped", res.skipped.Total()),
+		zap.Object("reasons", skipCounts(res.skipped)),
+		zap.Array("examples", skipExamples(res.skipped)))
+}
+
+// skipCounts logs the number of skipped keys per reason.
+type skipCounts SkippedKeys
+
+func (c skipCounts) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, g := range c {
+		enc.AddInt(g.Reason, g.Count)
+	}
+	return nil
+}
+
+// skipExamples logs the skipped keys a summary kept, kids cut.
+type skipExamples SkippedKeys
+
+func (x skipExamples) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	var keys []SkippedKey // at most maxSkipExamples
+	for _, g := range x {
+		keys = append(keys, g.Examples...)
+	}
+	slices.SortFunc(keys, func(a, b SkippedKey) int { return cmp.Compare(a.Index, b.Index) })
+	for _, k := range keys {
+		if err := enc.AppendObject(skipExample(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipExample logs one skipped key.
+type skipExample SkippedKey
+
+func (k skipExample) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("index", k.Index)
+	enc.AddString("kid", shortKID(k.KID))
+	enc.AddString("reason", k.Reason)
+	enc.AddString("error", k.Err.Error())
+	return nil
 }
 
 // refreshAfter is the delay before the next scheduled fetch after a success:
