@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"filippo.io/edwards25519"
 )
 
 // minRSABits is the smallest RSA modulus accepted in a key set (RFC 7518
@@ -193,20 +195,22 @@ func ParseKeyDocument(data []byte) (set *KeySet, skipped SkippedKeys, err error)
 // Reasons a key is skipped: short fixed slugs, so that logs can count them
 // (SkippedKey.Err says exactly what is wrong).
 const (
-	skipNotObject    = "not an object"          // not a JSON object, or a member repeated in another case
-	skipMemberType   = "member not a string"    // kid, alg, use, kty, crv, n, e, x or y of another JSON type
-	skipUse          = "use not sig"            // use present and not "sig"
-	skipKeyOps       = "key_ops without verify" // key_ops present and not allowing "verify"
-	skipAlg          = "unsupported alg"        // alg not one this module verifies (HS256, none, ...)
-	skipKty          = "unsupported kty"        // kty not RSA, EC or OKP (oct: HMAC secrets)
-	skipCrv          = "unsupported crv"        // EC crv not P-256/384/521, OKP crv not Ed25519
-	skipMember       = "bad member"             // n, e, x or y missing, empty or not base64url
-	skipRSAExponent  = "rsa exponent"           // e over 4 bytes, even, or under 3
-	skipRSASize      = "rsa size"               // modulus under 2048 or over 8192 bits
-	skipECPoint      = "ec point"               // coordinates of the wrong size, or a point off the curve
-	skipEd25519Size  = "ed25519 size"           // x not 32 bytes
-	skipAlgMismatch  = "alg does not fit"       // alg names an algorithm the key type cannot do
-	skipUnclassified = "unusable"               // never expected: an error without a reason
+	skipNotObject         = "not an object"          // not a JSON object, or a member repeated in another case
+	skipMemberType        = "member not a string"    // kid, alg, use, kty, crv, n, e, x or y of another JSON type
+	skipUse               = "use not sig"            // use present and not "sig"
+	skipKeyOps            = "key_ops without verify" // key_ops present and not allowing "verify"
+	skipAlg               = "unsupported alg"        // alg not one this module verifies (HS256, none, ...)
+	skipKty               = "unsupported kty"        // kty not RSA, EC or OKP (oct: HMAC secrets)
+	skipCrv               = "unsupported crv"        // EC crv not P-256/384/521, OKP crv not Ed25519
+	skipMember            = "bad member"             // n, e, x or y missing, empty or not base64url
+	skipRSAExponent       = "rsa exponent"           // e over 4 bytes, even, or under 3
+	skipRSASize           = "rsa size"               // modulus under 2048 or over 8192 bits
+	skipECPoint           = "ec point"               // coordinates of the wrong size, or a point off the curve
+	skipEd25519Size       = "ed25519 size"           // x not 32 bytes
+	skipEd25519Point      = "ed25519 point"          // x does not decode to a point on the curve
+	skipEd25519SmallOrder = "ed25519 small order"    // a point of order 1, 2, 4 or 8: anyone can sign for it
+	skipAlgMismatch       = "alg does not fit"       // alg names an algorithm the key type cannot do
+	skipUnclassified      = "unusable"               // never expected: an error without a reason
 )
 
 // SkippedKey is one unusable key of a key document.
@@ -462,6 +466,20 @@ func okpKey(obj map[string]json.RawMessage) (ed25519.PublicKey, error) {
 	}
 	if len(x) != ed25519.PublicKeySize {
 		return nil, unusable(skipEd25519Size, "Ed25519 key must be %d bytes", ed25519.PublicKeySize)
+	}
+	// SetBytes accepts non-canonical encodings (y >= p, x = 0 with the sign
+	// bit set), as crypto/ed25519 does when it verifies, so every encoding
+	// of a small-order point is caught here.
+	point, err := new(edwards25519.Point).SetBytes(x)
+	if err != nil {
+		return nil, unusable(skipEd25519Point, "Ed25519 key is not a point on the curve")
+	}
+	// A point of small order (the identity and seven others) makes [k]A
+	// vanish or cycle: with the identity, R = identity and S = 0 is a valid
+	// signature of every message. Multiplying by the cofactor 8 sends
+	// exactly those points to the identity.
+	if new(edwards25519.Point).MultByCofactor(point).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return nil, unusable(skipEd25519SmallOrder, "Ed25519 key is a point of small order")
 	}
 	return ed25519.PublicKey(x), nil
 }

@@ -3,9 +3,11 @@ package idtoken
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -455,4 +457,122 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ed25519Encoding decodes a hex test vector of a 32-byte point encoding.
+func ed25519Encoding(t *testing.T, h string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		t.Fatalf("bad test vector %q", h)
+	}
+	return b
+}
+
+// TestEd25519SmallOrderKeysSkipped: an Ed25519 key whose point has small
+// order (the identity and the other seven points of order 2, 4 or 8) lets
+// anyone make signatures that verify, so it is skipped at load, also when
+// encoded non-canonically. Encodings of little-endian y with the sign of x in
+// the top bit; p = 2^255 - 19.
+func TestEd25519SmallOrderKeysSkipped(t *testing.T) {
+	good := newEdKey(t, "good")
+	tests := []struct {
+		name   string
+		x      string // hex
+		reason string
+	}{
+		// The eight small-order points, canonically encoded.
+		{"identity (0, 1)", "0100000000000000000000000000000000000000000000000000000000000000", "ed25519 small order"},
+		{"order 2 (0, -1)", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"order 4 (+sqrt(-1), 0)", "0000000000000000000000000000000000000000000000000000000000000000", "ed25519 small order"},
+		{"order 4 (-sqrt(-1), 0)", "0000000000000000000000000000000000000000000000000000000000000080", "ed25519 small order"},
+		{"order 8, first, x even", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", "ed25519 small order"},
+		{"order 8, first, x odd", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85", "ed25519 small order"},
+		{"order 8, second, x even", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", "ed25519 small order"},
+		{"order 8, second, x odd", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", "ed25519 small order"},
+		// Non-canonical: y in [p, 2^255-1] that reduces to a small-order y
+		// (only p and p+1: p-1 would need 2p-1, over 255 bits) ...
+		{"y = p (order 4)", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"y = p, sign set (order 4)", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		{"y = p+1 (identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"y = p+1, sign set (identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		// ... and the sign bit set on the points whose x is 0 ("-0").
+		{"identity, sign set", "0100000000000000000000000000000000000000000000000000000000000080", "ed25519 small order"},
+		{"order 2, sign set", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		// Not a point at all: y = 2 has no x on the curve.
+		{"not on the curve", "0200000000000000000000000000000000000000000000000000000000000000", "ed25519 point"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "bad", "x": b64u(ed25519Encoding(t, tc.x))}
+			doc, err := json.Marshal(map[string]any{"keys": []any{good.jwk(), bad}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, skipped, err := ParseKeyDocument(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.KIDs(); !slices.Equal(got, []string{"good"}) {
+				t.Fatalf("usable kids %v, want only the generated key", got)
+			}
+			if len(skipped) != 1 || len(skipped[0].Examples) != 1 {
+				t.Fatalf("skipped = %v, want one key", skipped)
+			}
+			if got := skipped[0].Examples[0]; got.Reason != tc.reason || got.KID != "bad" {
+				t.Fatalf("skipped %v with reason %q, want %q", got, got.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+// TestEd25519IdentityKeyCannotForge: with the identity point as public key,
+// R = identity and S = 0 is a valid Ed25519 signature of every message (the
+// check [S]B = R + [k]A holds for any k). A key set holding that key must
+// not load it, so such a token verifies under no key.
+func TestEd25519IdentityKeyCannotForge(t *testing.T) {
+	identity := ed25519Encoding(t, "0100000000000000000000000000000000000000000000000000000000000000")
+	signed := b64u([]byte(`{"alg":"EdDSA","kid":"id"}`)) + "." + b64u([]byte(`{"sub":"anyone","iss":"https://issuer.test"}`))
+	forged := append(slices.Clone(identity), make([]byte, 32)...) // R = identity, S = 0
+
+	raw := &Key{ID: "id", Public: ed25519.PublicKey(identity)}
+	if !raw.verifySignature("EdDSA", signed, forged) {
+		t.Fatal("the forged signature does not verify under the raw identity key: this test proves nothing")
+	}
+
+	identityJWK := map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "id", "x": b64u(identity)}
+	tests := []struct {
+		name   string
+		keys   []any
+		usable bool
+	}{
+		{"identity key alone", []any{identityJWK}, false},
+		{"identity key beside a real key", []any{newEdKey(t, "real").jwk(), identityJWK}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := json.Marshal(map[string]any{"keys": tc.keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, _, err := ParseKeyDocument(doc)
+			if !tc.usable {
+				if err == nil {
+					t.Fatalf("loaded %v, want no usable key", set.KIDs())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.Lookup("id"); len(got) != 0 {
+				t.Fatal("identity key loaded")
+			}
+			for i := range set.keys {
+				if set.keys[i].verifySignature("EdDSA", signed, forged) {
+					t.Fatalf("forged token verifies under %q", set.keys[i].ID)
+				}
+			}
+		})
+	}
 }
