@@ -27,7 +27,7 @@ const (
 // fetched is what one successful fetch yields.
 type fetched struct {
 	set         *KeySet       // nil when notModified
-	skipped     []error       // unusable keys left out of set
+	skipped     SkippedKeys   // unusable keys left out of set
 	maxAge      time.Duration // Cache-Control max-age, 0 when absent
 	notModified bool          // HTTP 304: the previous set is still current
 }

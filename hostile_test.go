@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -310,5 +312,91 @@ func TestTokenHeadersNeverFetched(t *testing.T) {
 		if p != "/jwks" {
 			t.Fatalf("issuer asked for %q; only the configured /jwks may be fetched", p)
 		}
+	}
+}
+
+// TestUnusableKeysLogOneWarning: a document full of unusable keys (here
+// 1000 of two kinds, each with a 300-byte kid) costs one warning per fetch
+// giving the counts by reason and at most five examples, not a line per key.
+func TestUnusableKeysLogOneWarning(t *testing.T) {
+	good := newEdKey(t, "good")
+	rsaK := newRSAKey(t, "r1", 0)
+	bad := func(i int) map[string]any {
+		kid := fmt.Sprintf("bad-%04d-%s", i, strings.Repeat("x", 300))
+		if i%2 == 0 {
+			return map[string]any{"kty": "oct", "kid": kid, "k": "c2VjcmV0"}
+		}
+		enc := rsaK.jwk()
+		enc["kid"], enc["use"] = kid, "enc"
+		return enc
+	}
+	tests := []struct {
+		name   string
+		usable bool // the document also holds a good key
+	}{
+		{"alongside a usable key", true},
+		{"no usable key: a failed fetch", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var keys []any
+			if tc.usable {
+				keys = append(keys, good.jwk())
+			}
+			for i := range 1000 {
+				keys = append(keys, bad(i))
+			}
+			doc, err := json.Marshal(map[string]any{"keys": keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(doc) > maxDocumentSize {
+				t.Fatalf("test document of %d bytes is over the fetch limit", len(doc))
+			}
+			is := newIssuer(t, doc)
+
+			var out bytes.Buffer
+			jsonCore := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&out), zapcore.DebugLevel)
+			obsCore, logs := observer.New(zapcore.DebugLevel)
+			logger := zap.New(zapcore.NewTee(jsonCore, obsCore))
+			s, err := newRefreshingKeySet(keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: time.Hour},
+				func() *zap.Logger { return logger }, time.Now, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded := s.Refresh(context.Background()) != nil
+			_ = s.Destruct() // the fetch's last line is written by then
+			if loaded != tc.usable {
+				t.Fatalf("loaded = %v, want %v", loaded, tc.usable)
+			}
+
+			warnings := logs.FilterMessageSnippet("unusable key").All()
+			if len(warnings) != 1 {
+				t.Fatalf("%d warnings about unusable keys, want 1", len(warnings))
+			}
+			fields := warnings[0].ContextMap()
+			if fields["skipped"] != int64(1000) {
+				t.Errorf("skipped = %v, want 1000", fields["skipped"])
+			}
+			// fmt prints maps sorted by key, and numbers whatever their Go type.
+			wantReasons := map[string]int{"unsupported kty": 500, "use not sig": 500}
+			if got, want := fmt.Sprint(fields["reasons"]), fmt.Sprint(wantReasons); got != want {
+				t.Errorf("reasons = %s, want %s", got, want)
+			}
+			examples, _ := fields["examples"].([]any)
+			if len(examples) == 0 || len(examples) > 5 {
+				t.Fatalf("%d examples, want 1 to 5", len(examples))
+			}
+			for _, e := range examples {
+				ex, _ := e.(map[string]any)
+				kid, _ := ex["kid"].(string)
+				if !strings.HasPrefix(kid, "bad-") || len(kid) > maxLoggedKID+20 || ex["reason"] == nil || ex["error"] == nil {
+					t.Errorf("example %v: want a cut kid, a reason and an error", ex)
+				}
+			}
+			if out.Len() > 8<<10 {
+				t.Errorf("logged %d bytes for one fetch, want at most 8 KiB", out.Len())
+			}
+		})
 	}
 }

@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"filippo.io/edwards25519"
 )
 
 // minRSABits is the smallest RSA modulus accepted in a key set (RFC 7518
@@ -151,9 +154,9 @@ func (e *GigyaError) Error() string {
 // accounts.getJWTPublicKey answer (V2: keys inside the envelope; V1: one bare
 // key at top level), or a single JWK. Member names are matched
 // case-insensitively and unknown members are ignored. Keys that cannot be
-// used are skipped and reported in skipped; a document without any usable key
-// is an error, and so is a Gigya envelope whose errorCode is not 0.
-func ParseKeyDocument(data []byte) (set *KeySet, skipped []error, err error) {
+// used are skipped and summarised in skipped; a document without any usable
+// key is an error, and so is a Gigya envelope whose errorCode is not 0.
+func ParseKeyDocument(data []byte) (set *KeySet, skipped SkippedKeys, err error) {
 	doc, err := decodeObject(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("key document: %w", err)
@@ -178,7 +181,7 @@ func ParseKeyDocument(data []byte) (set *KeySet, skipped []error, err error) {
 	for i, raw := range rawKeys {
 		k, err := parseJWK(raw)
 		if err != nil {
-			skipped = append(skipped, fmt.Errorf("key %d: %w", i, err))
+			skipped.add(SkippedKey{Index: i, KID: k.ID, Reason: skipReason(err), Err: err})
 			continue
 		}
 		keys = append(keys, k)
@@ -188,6 +191,112 @@ func ParseKeyDocument(data []byte) (set *KeySet, skipped []error, err error) {
 	}
 	return NewKeySet(keys), skipped, nil
 }
+
+// Reasons a key is skipped: short fixed slugs, so that logs can count them
+// (SkippedKey.Err says exactly what is wrong).
+const (
+	skipNotObject         = "not an object"          // not a JSON object, or a member repeated in another case
+	skipMemberType        = "member not a string"    // kid, alg, use, kty, crv, n, e, x or y of another JSON type
+	skipUse               = "use not sig"            // use present and not "sig"
+	skipKeyOps            = "key_ops without verify" // key_ops present and not allowing "verify"
+	skipAlg               = "unsupported alg"        // alg not one this module verifies (HS256, none, ...)
+	skipKty               = "unsupported kty"        // kty not RSA, EC or OKP (oct: HMAC secrets)
+	skipCrv               = "unsupported crv"        // EC crv not P-256/384/521, OKP crv not Ed25519
+	skipMember            = "bad member"             // n, e, x or y missing, empty or not base64url
+	skipRSAExponent       = "rsa exponent"           // e over 4 bytes, even, or under 3
+	skipRSASize           = "rsa size"               // modulus under 2048 or over 8192 bits
+	skipECPoint           = "ec point"               // coordinates of the wrong size, or a point off the curve
+	skipEd25519Size       = "ed25519 size"           // x not 32 bytes
+	skipEd25519Point      = "ed25519 point"          // x does not decode to a point on the curve
+	skipEd25519SmallOrder = "ed25519 small order"    // a point of order 1, 2, 4 or 8: anyone can sign for it
+	skipAlgMismatch       = "alg does not fit"       // alg names an algorithm the key type cannot do
+	skipUnclassified      = "unusable"               // never expected: an error without a reason
+)
+
+// SkippedKey is one unusable key of a key document.
+type SkippedKey struct {
+	Index  int    // position in the document's key list
+	KID    string // as the document wrote it, "" when absent or not a string; log it cut (shortKID)
+	Reason string // one of the skip* slugs above, e.g. "unsupported kty"
+	Err    error  // what exactly is wrong; quotes no kid and at most 64 bytes of any value
+}
+
+func (k SkippedKey) String() string {
+	return fmt.Sprintf("key %d (kid %q): %v", k.Index, shortKID(k.KID), k.Err)
+}
+
+// maxSkipExamples is how many skipped keys a SkippedKeys keeps in full.
+const maxSkipExamples = 5
+
+// SkippedKeys summarises a document's unusable keys: one group per reason,
+// in the order the reasons first appear. Its size does not grow with the
+// document: a 1 MiB document of bad keys yields counts and the first
+// maxSkipExamples keys, not an error value per key.
+type SkippedKeys []SkipGroup
+
+// SkipGroup counts the keys skipped for one reason.
+type SkipGroup struct {
+	Reason   string
+	Count    int
+	Examples []SkippedKey // the first of them, maxSkipExamples across all groups
+}
+
+// Total is the number of skipped keys.
+func (s SkippedKeys) Total() int {
+	n := 0
+	for _, g := range s {
+		n += g.Count
+	}
+	return n
+}
+
+// add counts k, keeping it as an example while fewer than maxSkipExamples are kept.
+func (s *SkippedKeys) add(k SkippedKey) {
+	kept, at := 0, -1
+	for i, g := range *s {
+		kept += len(g.Examples)
+		if g.Reason == k.Reason {
+			at = i
+		}
+	}
+	if at < 0 {
+		*s = append(*s, SkipGroup{Reason: k.Reason})
+		at = len(*s) - 1
+	}
+	g := &(*s)[at]
+	g.Count++
+	if kept < maxSkipExamples {
+		g.Examples = append(g.Examples, k)
+	}
+}
+
+// unusableKey is why parseJWK refused a key: a skip* reason for counting
+// and the detail for people.
+type unusableKey struct {
+	reason string
+	err    error
+}
+
+func (e *unusableKey) Error() string { return e.err.Error() }
+func (e *unusableKey) Unwrap() error { return e.err }
+
+// unusable is an unusableKey for reason, its detail formatted like fmt.Errorf.
+func unusable(reason, format string, args ...any) error {
+	return &unusableKey{reason: reason, err: fmt.Errorf(format, args...)}
+}
+
+// skipReason is the reason slug carried by err.
+func skipReason(err error) string {
+	var u *unusableKey
+	if errors.As(err, &u) {
+		return u.reason
+	}
+	return skipUnclassified
+}
+
+// quoted quotes a value a key document chose, cut like a kid: an error
+// about a key must not carry a megabyte of it into the log.
+func quoted(s string) string { return strconv.Quote(shortKID(s)) }
 
 // gigyaError turns a non-zero errorCode into a *GigyaError.
 func gigyaError(rawCode json.RawMessage, doc map[string]json.RawMessage) error {
@@ -224,7 +333,7 @@ func decodeObject(data []byte) (map[string]json.RawMessage, error) {
 	for name, v := range raw {
 		lower := strings.ToLower(name)
 		if _, dup := members[lower]; dup {
-			return nil, fmt.Errorf("member %q appears twice with different case", lower)
+			return nil, fmt.Errorf("member %s appears twice with different case", quoted(lower))
 		}
 		members[lower] = v
 	}
@@ -240,31 +349,32 @@ func stringMember(obj map[string]json.RawMessage, name string) string {
 	return s
 }
 
-// parseJWK turns one JWK (RFC 7517) into a Key, or explains why it cannot be used.
+// parseJWK turns one JWK (RFC 7517) into a Key, or explains why it cannot be
+// used with an *unusableKey. The returned Key carries the kid even then.
 func parseJWK(data []byte) (Key, error) {
 	obj, err := decodeObject(data)
 	if err != nil {
-		return Key{}, err
+		return Key{}, &unusableKey{reason: skipNotObject, err: err}
 	}
+	k := Key{ID: stringMember(obj, "kid"), Alg: stringMember(obj, "alg")}
 	// A member of the wrong type makes the key ambiguous: skip it rather
 	// than read it as absent (a non-string alg must not lift the alg limit).
 	for _, name := range []string{"kid", "alg", "use", "kty", "crv", "n", "e", "x", "y"} {
 		if raw, ok := obj[name]; ok && (len(raw) == 0 || raw[0] != '"') {
-			return Key{}, fmt.Errorf("member %q is not a string", name)
+			return k, unusable(skipMemberType, "member %q is not a string", name)
 		}
 	}
-	k := Key{ID: stringMember(obj, "kid"), Alg: stringMember(obj, "alg")}
 	if use := stringMember(obj, "use"); use != "" && use != "sig" {
-		return k, fmt.Errorf("kid %q: use %q is not \"sig\"", k.ID, use)
+		return k, unusable(skipUse, "use %s is not \"sig\"", quoted(use))
 	}
 	if raw, ok := obj["key_ops"]; ok {
 		var ops []string
 		if err := json.Unmarshal(raw, &ops); err != nil || !slices.Contains(ops, "verify") {
-			return k, fmt.Errorf("kid %q: key_ops %s does not allow \"verify\"", k.ID, raw)
+			return k, unusable(skipKeyOps, "key_ops %s does not allow \"verify\"", shortKID(string(raw)))
 		}
 	}
 	if k.Alg != "" && !supportedAlgs[k.Alg] {
-		return k, fmt.Errorf("kid %q: unsupported alg %q", k.ID, k.Alg)
+		return k, unusable(skipAlg, "unsupported alg %s", quoted(k.Alg))
 	}
 	switch kty := stringMember(obj, "kty"); kty {
 	case "RSA":
@@ -274,13 +384,13 @@ func parseJWK(data []byte) (Key, error) {
 	case "OKP":
 		k.Public, err = okpKey(obj)
 	default:
-		err = fmt.Errorf("unsupported kty %q", kty)
+		err = unusable(skipKty, "unsupported kty %s", quoted(kty))
 	}
 	if err != nil {
-		return k, fmt.Errorf("kid %q: %w", k.ID, err)
+		return k, err
 	}
 	if k.Alg != "" && !k.fits(k.Alg) {
-		return k, fmt.Errorf("kid %q: alg %q does not suit the key type", k.ID, k.Alg)
+		return k, unusable(skipAlgMismatch, "alg %q does not suit the key type", k.Alg)
 	}
 	return k, nil
 }
@@ -296,20 +406,20 @@ func rsaKey(obj map[string]json.RawMessage) (*rsa.PublicKey, error) {
 	}
 	e = bytes.TrimLeft(e, "\x00")
 	if len(e) == 0 || len(e) > 4 {
-		return nil, errors.New("RSA exponent out of range")
+		return nil, unusable(skipRSAExponent, "RSA exponent out of range")
 	}
 	var exp int
 	for _, b := range e {
 		exp = exp<<8 | int(b)
 	}
 	if exp < 3 || exp%2 == 0 {
-		return nil, fmt.Errorf("RSA exponent %d is not usable", exp)
+		return nil, unusable(skipRSAExponent, "RSA exponent %d is not usable", exp)
 	}
 	mod := new(big.Int).SetBytes(n)
 	if bits := mod.BitLen(); bits < minRSABits {
-		return nil, fmt.Errorf("RSA modulus of %d bits is under %d", bits, minRSABits)
+		return nil, unusable(skipRSASize, "RSA modulus of %d bits is under %d", bits, minRSABits)
 	} else if bits > maxRSABits {
-		return nil, fmt.Errorf("RSA modulus of %d bits is over %d", bits, maxRSABits)
+		return nil, unusable(skipRSASize, "RSA modulus of %d bits is over %d", bits, maxRSABits)
 	}
 	return &rsa.PublicKey{N: mod, E: exp}, nil
 }
@@ -324,7 +434,7 @@ func ecKey(obj map[string]json.RawMessage) (*ecdsa.PublicKey, error) {
 	case "P-521":
 		curve = elliptic.P521()
 	default:
-		return nil, fmt.Errorf("unsupported EC crv %q", crv)
+		return nil, unusable(skipCrv, "unsupported EC crv %s", quoted(crv))
 	}
 	size := (curve.Params().BitSize + 7) / 8
 	x, err := b64Member(obj, "x")
@@ -336,26 +446,40 @@ func ecKey(obj map[string]json.RawMessage) (*ecdsa.PublicKey, error) {
 		return nil, err
 	}
 	if len(x) != size || len(y) != size {
-		return nil, fmt.Errorf("EC coordinates must be %d bytes", size)
+		return nil, unusable(skipECPoint, "EC coordinates must be %d bytes", size)
 	}
 	point := append(append([]byte{4}, x...), y...)
 	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 	if err != nil {
-		return nil, fmt.Errorf("EC point: %w", err)
+		return nil, unusable(skipECPoint, "EC point: %w", err)
 	}
 	return pub, nil
 }
 
 func okpKey(obj map[string]json.RawMessage) (ed25519.PublicKey, error) {
 	if crv := stringMember(obj, "crv"); crv != "Ed25519" {
-		return nil, fmt.Errorf("unsupported OKP crv %q", crv)
+		return nil, unusable(skipCrv, "unsupported OKP crv %s", quoted(crv))
 	}
 	x, err := b64Member(obj, "x")
 	if err != nil {
 		return nil, err
 	}
 	if len(x) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("Ed25519 key must be %d bytes", ed25519.PublicKeySize)
+		return nil, unusable(skipEd25519Size, "Ed25519 key must be %d bytes", ed25519.PublicKeySize)
+	}
+	// SetBytes accepts non-canonical encodings (y >= p, x = 0 with the sign
+	// bit set), as crypto/ed25519 does when it verifies, so every encoding
+	// of a small-order point is caught here.
+	point, err := new(edwards25519.Point).SetBytes(x)
+	if err != nil {
+		return nil, unusable(skipEd25519Point, "Ed25519 key is not a point on the curve")
+	}
+	// A point of small order (the identity and seven others) makes [k]A
+	// vanish or cycle: with the identity, R = identity and S = 0 is a valid
+	// signature of every message. Multiplying by the cofactor 8 sends
+	// exactly those points to the identity.
+	if new(edwards25519.Point).MultByCofactor(point).Equal(edwards25519.NewIdentityPoint()) == 1 {
+		return nil, unusable(skipEd25519SmallOrder, "Ed25519 key is a point of small order")
 	}
 	return ed25519.PublicKey(x), nil
 }
@@ -364,11 +488,11 @@ func okpKey(obj map[string]json.RawMessage) (ed25519.PublicKey, error) {
 func b64Member(obj map[string]json.RawMessage, name string) ([]byte, error) {
 	s := strings.TrimRight(stringMember(obj, name), "=")
 	if s == "" {
-		return nil, fmt.Errorf("member %q missing or empty", name)
+		return nil, unusable(skipMember, "member %q missing or empty", name)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("member %q: %w", name, err)
+		return nil, unusable(skipMember, "member %q: %w", name, err)
 	}
 	return b, nil
 }

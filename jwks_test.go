@@ -3,9 +3,11 @@ package idtoken
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,8 +102,8 @@ func TestParseKeyDocument(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			set, skipped, err := ParseKeyDocument([]byte(tc.doc))
-			if len(skipped) != tc.skipped {
-				t.Errorf("skipped %d keys (%v), want %d", len(skipped), skipped, tc.skipped)
+			if skipped.Total() != tc.skipped {
+				t.Errorf("skipped %d keys (%v), want %d", skipped.Total(), skipped, tc.skipped)
 			}
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -323,5 +325,254 @@ func TestMaxAge(t *testing.T) {
 		if got := maxAge(in); got != want {
 			t.Errorf("maxAge(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestSkipReasons: each kind of unusable key is skipped with its reason
+// slug and its kid, and the readable error names neither the kid nor more
+// than 64 bytes of any value the document chose.
+func TestSkipReasons(t *testing.T) {
+	rsaK := newRSAKey(t, "r1", 0)
+	ec := newECKey(t, "e1", elliptic.P256(), "ES256")
+	ed := newEdKey(t, "ed")
+	const kid = "KID-MARK"
+	key := func(k testKey, changes map[string]any) map[string]any {
+		m := k.jwk()
+		m["kid"] = kid
+		for name, v := range changes {
+			if v == nil {
+				delete(m, name)
+			} else {
+				m[name] = v
+			}
+		}
+		return m
+	}
+	huge := strings.Repeat("z", 100<<10)
+	tests := []struct {
+		name   string
+		key    any // a JWK object, or raw JSON text
+		reason string
+		kid    string
+	}{
+		{"not an object", "just a string", skipNotObject, ""},
+		{"member repeated in another case", json.RawMessage(`{"kid":"KID-MARK","kty":"OKP","KTY":"EC"}`), skipNotObject, ""},
+		{"alg not a string", key(ed, map[string]any{"alg": 7}), skipMemberType, kid},
+		{"kid not a string", key(ed, map[string]any{"kid": 7}), skipMemberType, ""},
+		{"use enc", key(rsaK, map[string]any{"use": "enc"}), skipUse, kid},
+		{"huge use", key(rsaK, map[string]any{"use": huge}), skipUse, kid},
+		{"key_ops without verify", key(ed, map[string]any{"key_ops": []string{"encrypt"}}), skipKeyOps, kid},
+		{"huge key_ops", key(ed, map[string]any{"key_ops": []string{huge}}), skipKeyOps, kid},
+		{"alg HS256", key(rsaK, map[string]any{"alg": "HS256"}), skipAlg, kid},
+		{"huge alg", key(rsaK, map[string]any{"alg": huge}), skipAlg, kid},
+		{"kty oct", map[string]any{"kty": "oct", "kid": kid, "k": "c2VjcmV0"}, skipKty, kid},
+		{"huge kty", map[string]any{"kty": huge, "kid": kid}, skipKty, kid},
+		{"EC crv secp256k1", key(ec, map[string]any{"crv": "secp256k1"}), skipCrv, kid},
+		{"OKP crv X25519", key(ed, map[string]any{"crv": "X25519"}), skipCrv, kid},
+		{"RSA n not base64url", key(rsaK, map[string]any{"n": "!!!"}), skipMember, kid},
+		{"OKP x missing", key(ed, map[string]any{"x": nil}), skipMember, kid},
+		{"RSA exponent even", key(rsaK, map[string]any{"e": b64u([]byte{2})}), skipRSAExponent, kid},
+		{"RSA exponent over 4 bytes", key(rsaK, map[string]any{"e": b64u([]byte{1, 0, 0, 0, 1})}), skipRSAExponent, kid},
+		{"RSA 1024 bits", key(rsaK, map[string]any{"n": b64u(bytes.Repeat([]byte{0xc1}, 128))}), skipRSASize, kid},
+		{"RSA over 8192 bits", key(rsaK, map[string]any{"n": b64u(bytes.Repeat([]byte{0xc1}, maxRSABits/8+1))}), skipRSASize, kid},
+		{"EC point off the curve", key(ec, map[string]any{"y": ec.jwk()["x"]}), skipECPoint, kid},
+		{"EC coordinate too short", key(ec, map[string]any{"y": b64u([]byte{1})}), skipECPoint, kid},
+		{"Ed25519 key of 31 bytes", key(ed, map[string]any{"x": b64u(make([]byte, 31))}), skipEd25519Size, kid},
+		{"alg that does not fit the key", key(rsaK, map[string]any{"alg": "ES256"}), skipAlgMismatch, kid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := json.Marshal(map[string]any{"keys": []any{ed.jwk(), tc.key}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, skipped, err := ParseKeyDocument(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(skipped) != 1 || skipped.Total() != 1 || len(skipped[0].Examples) != 1 {
+				t.Fatalf("skipped = %v, want one key", skipped)
+			}
+			got := skipped[0].Examples[0]
+			if got.Reason != tc.reason || skipped[0].Reason != tc.reason || got.KID != tc.kid || got.Index != 1 {
+				t.Fatalf("skipped %+v, want reason %q, kid %q, index 1", got, tc.reason, tc.kid)
+			}
+			if msg := got.Err.Error(); strings.Contains(msg, kid) || len(msg) > 200 {
+				t.Fatalf("error %.300q names the kid or is %d bytes long", msg, len(msg))
+			}
+		})
+	}
+}
+
+// TestSkippedKeysStayBounded: a document of thousands of unusable keys
+// yields counts and five examples, not a value per key.
+func TestSkippedKeysStayBounded(t *testing.T) {
+	const n = 20000
+	keys := make([]string, 0, n+1)
+	keys = append(keys, string(mustJSON(t, newEdKey(t, "good").jwk())))
+	for i := range n {
+		switch i % 3 {
+		case 0:
+			keys = append(keys, `{"kty":"oct"}`)
+		case 1:
+			keys = append(keys, `{"kty":"RSA","use":"enc"}`)
+		default:
+			keys = append(keys, `7`)
+		}
+	}
+	doc := `{"keys":[` + strings.Join(keys, ",") + `]}`
+	_, skipped, err := ParseKeyDocument([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skipped.Total() != n {
+		t.Fatalf("total %d, want %d", skipped.Total(), n)
+	}
+	want := []struct {
+		reason string
+		count  int
+	}{{skipKty, 6667}, {skipUse, 6667}, {skipNotObject, 6666}}
+	if len(skipped) != len(want) {
+		t.Fatalf("%d groups, want %d", len(skipped), len(want))
+	}
+	var indexes []int
+	for i, g := range skipped {
+		if g.Reason != want[i].reason || g.Count != want[i].count {
+			t.Errorf("group %d: %q x %d, want %q x %d", i, g.Reason, g.Count, want[i].reason, want[i].count)
+		}
+		for _, k := range g.Examples {
+			indexes = append(indexes, k.Index)
+		}
+	}
+	slices.Sort(indexes)
+	if !slices.Equal(indexes, []int{1, 2, 3, 4, 5}) {
+		t.Fatalf("examples at %v, want the first five skipped keys", indexes)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// ed25519Encoding decodes a hex test vector of a 32-byte point encoding.
+func ed25519Encoding(t *testing.T, h string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != ed25519.PublicKeySize {
+		t.Fatalf("bad test vector %q", h)
+	}
+	return b
+}
+
+// TestEd25519SmallOrderKeysSkipped: an Ed25519 key whose point has small
+// order (the identity and the other seven points of order 2, 4 or 8) lets
+// anyone make signatures that verify, so it is skipped at load, also when
+// encoded non-canonically. Encodings of little-endian y with the sign of x in
+// the top bit; p = 2^255 - 19.
+func TestEd25519SmallOrderKeysSkipped(t *testing.T) {
+	good := newEdKey(t, "good")
+	tests := []struct {
+		name   string
+		x      string // hex
+		reason string
+	}{
+		// The eight small-order points, canonically encoded.
+		{"identity (0, 1)", "0100000000000000000000000000000000000000000000000000000000000000", "ed25519 small order"},
+		{"order 2 (0, -1)", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"order 4 (+sqrt(-1), 0)", "0000000000000000000000000000000000000000000000000000000000000000", "ed25519 small order"},
+		{"order 4 (-sqrt(-1), 0)", "0000000000000000000000000000000000000000000000000000000000000080", "ed25519 small order"},
+		{"order 8, first, x even", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05", "ed25519 small order"},
+		{"order 8, first, x odd", "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85", "ed25519 small order"},
+		{"order 8, second, x even", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", "ed25519 small order"},
+		{"order 8, second, x odd", "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa", "ed25519 small order"},
+		// Non-canonical: y in [p, 2^255-1] that reduces to a small-order y
+		// (only p and p+1: p-1 would need 2p-1, over 255 bits) ...
+		{"y = p (order 4)", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"y = p, sign set (order 4)", "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		{"y = p+1 (identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f", "ed25519 small order"},
+		{"y = p+1, sign set (identity)", "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		// ... and the sign bit set on the points whose x is 0 ("-0").
+		{"identity, sign set", "0100000000000000000000000000000000000000000000000000000000000080", "ed25519 small order"},
+		{"order 2, sign set", "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff", "ed25519 small order"},
+		// Not a point at all: y = 2 has no x on the curve.
+		{"not on the curve", "0200000000000000000000000000000000000000000000000000000000000000", "ed25519 point"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "bad", "x": b64u(ed25519Encoding(t, tc.x))}
+			doc, err := json.Marshal(map[string]any{"keys": []any{good.jwk(), bad}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, skipped, err := ParseKeyDocument(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.KIDs(); !slices.Equal(got, []string{"good"}) {
+				t.Fatalf("usable kids %v, want only the generated key", got)
+			}
+			if len(skipped) != 1 || len(skipped[0].Examples) != 1 {
+				t.Fatalf("skipped = %v, want one key", skipped)
+			}
+			if got := skipped[0].Examples[0]; got.Reason != tc.reason || got.KID != "bad" {
+				t.Fatalf("skipped %v with reason %q, want %q", got, got.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+// TestEd25519IdentityKeyCannotForge: with the identity point as public key,
+// R = identity and S = 0 is a valid Ed25519 signature of every message (the
+// check [S]B = R + [k]A holds for any k). A key set holding that key must
+// not load it, so such a token verifies under no key.
+func TestEd25519IdentityKeyCannotForge(t *testing.T) {
+	identity := ed25519Encoding(t, "0100000000000000000000000000000000000000000000000000000000000000")
+	signed := b64u([]byte(`{"alg":"EdDSA","kid":"id"}`)) + "." + b64u([]byte(`{"sub":"anyone","iss":"https://issuer.test"}`))
+	forged := append(slices.Clone(identity), make([]byte, 32)...) // R = identity, S = 0
+
+	raw := &Key{ID: "id", Public: ed25519.PublicKey(identity)}
+	if !raw.verifySignature("EdDSA", signed, forged) {
+		t.Fatal("the forged signature does not verify under the raw identity key: this test proves nothing")
+	}
+
+	identityJWK := map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "id", "x": b64u(identity)}
+	tests := []struct {
+		name   string
+		keys   []any
+		usable bool
+	}{
+		{"identity key alone", []any{identityJWK}, false},
+		{"identity key beside a real key", []any{newEdKey(t, "real").jwk(), identityJWK}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := json.Marshal(map[string]any{"keys": tc.keys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			set, _, err := ParseKeyDocument(doc)
+			if !tc.usable {
+				if err == nil {
+					t.Fatalf("loaded %v, want no usable key", set.KIDs())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := set.Lookup("id"); len(got) != 0 {
+				t.Fatal("identity key loaded")
+			}
+			for i := range set.keys {
+				if set.keys[i].verifySignature("EdDSA", signed, forged) {
+					t.Fatalf("forged token verifies under %q", set.keys[i].ID)
+				}
+			}
+		})
 	}
 }

@@ -19,7 +19,8 @@ const defaultMaxStale = 7 * 24 * time.Hour
 // fetch, so a restart during an issuer outage (or another node sharing the
 // storage) can serve with the last good keys.
 type storedKeySet struct {
-	Source    string          `json:"source"` // the configured location (the storage key's origin)
+	Kind      string          `json:"kind"`   // the source's kind (keySetConfig.kind)
+	Source    string          `json:"source"` // the configured location
 	URL       string          `json:"url"`    // the document's URL
 	FetchedAt time.Time       `json:"fetched_at"`
 	Issuer    string          `json:"issuer,omitempty"`
@@ -27,16 +28,28 @@ type storedKeySet struct {
 	validators
 }
 
-// storageKey is where the set for a source location is stored.
-func storageKey(location string) string {
-	sum := sha256.Sum256([]byte(location))
-	return "idtoken/keysets/" + hex.EncodeToString(sum[:]) + ".json"
+// sourceID names a configured key source by kind and location. A stored set
+// is keyed and checked by both: a jwks_url and an oidc source may be
+// configured with the same string, and a plain JWKS record (which names no
+// issuer) restored for an OpenID provider would drop the issuer its keys
+// are bound to.
+type sourceID struct {
+	kind     string // "gigya", "oidc", "jwks_url" or "jwks_file"
+	location string // fetch URL, issuer URL or file path
 }
 
-// saveKeySet writes set to storage.
-func saveKeySet(ctx context.Context, storage certmagic.Storage, location string, set *KeySet) error {
+// storageKey is where the set for id is stored: one folder per kind, the
+// location hashed (it is a URL, not a file name).
+func (id sourceID) storageKey() string {
+	sum := sha256.Sum256([]byte(id.location))
+	return "idtoken/keysets/" + id.kind + "/" + hex.EncodeToString(sum[:]) + ".json"
+}
+
+// saveKeySet writes set, fetched from id, to storage.
+func saveKeySet(ctx context.Context, storage certmagic.Storage, id sourceID, set *KeySet) error {
 	rec := storedKeySet{
-		Source:     location,
+		Kind:       id.kind,
+		Source:     id.location,
 		URL:        set.origin.url,
 		FetchedAt:  set.Loaded.UTC(),
 		Issuer:     set.Issuer,
@@ -47,16 +60,16 @@ func saveKeySet(ctx context.Context, storage certmagic.Storage, location string,
 	if err != nil {
 		return fmt.Errorf("encoding stored key set: %w", err)
 	}
-	if err := storage.Store(ctx, storageKey(location), data); err != nil {
+	if err := storage.Store(ctx, id.storageKey(), data); err != nil {
 		return fmt.Errorf("storing key set: %w", err)
 	}
 	return nil
 }
 
-// loadKeySet reads the stored set for location, refusing one older than
-// maxStale at now.
-func loadKeySet(ctx context.Context, storage certmagic.Storage, location string, maxStale time.Duration, now time.Time) (*KeySet, error) {
-	data, err := storage.Load(ctx, storageKey(location))
+// loadKeySet reads the stored set for id, refusing a record written for
+// another kind or location, and one older than maxStale at now.
+func loadKeySet(ctx context.Context, storage certmagic.Storage, id sourceID, maxStale time.Duration, now time.Time) (*KeySet, error) {
+	data, err := storage.Load(ctx, id.storageKey())
 	if err != nil {
 		return nil, fmt.Errorf("loading stored key set: %w", err)
 	}
@@ -64,8 +77,11 @@ func loadKeySet(ctx context.Context, storage certmagic.Storage, location string,
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("decoding stored key set: %w", err)
 	}
-	if rec.Source != location {
-		return nil, fmt.Errorf("stored key set is for %q, not %q", rec.Source, location)
+	if rec.Kind != id.kind || rec.Source != id.location {
+		return nil, fmt.Errorf("stored key set is for %s %q, not %s %q", rec.Kind, rec.Source, id.kind, id.location)
+	}
+	if id.kind == "oidc" && rec.Issuer == "" {
+		return nil, fmt.Errorf("stored key set for OIDC issuer %q names no issuer", id.location)
 	}
 	if age := now.Sub(rec.FetchedAt); age > maxStale {
 		return nil, fmt.Errorf("stored key set is %s old, more than max_stale %s", age.Round(time.Second), maxStale)

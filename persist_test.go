@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -79,7 +80,7 @@ func TestRestartDuringOutageUsesStoredKeys(t *testing.T) {
 			first, _ := startStoredKeySet(t, cfg, storage, clock)
 			fresh := waitLoaded(t, first)
 			_ = first.Destruct()
-			if !storage.Exists(context.Background(), storageKey(cfg.location)) {
+			if !storage.Exists(context.Background(), sourceID{cfg.kind, cfg.location}.storageKey()) {
 				t.Fatal("key set not saved to storage")
 			}
 
@@ -143,7 +144,7 @@ func TestStoredKeySetLimits(t *testing.T) {
 			first, _ := startStoredKeySet(t, cfg, storage, clock)
 			waitLoaded(t, first)
 			_ = first.Destruct()
-			if got := storage.Exists(context.Background(), storageKey(is.URL)); got != tc.stored {
+			if got := storage.Exists(context.Background(), sourceID{"jwks_url", is.URL}.storageKey()); got != tc.stored {
 				t.Fatalf("stored = %v, want %v", got, tc.stored)
 			}
 
@@ -165,7 +166,7 @@ func TestStoredKeySetRecord(t *testing.T) {
 	s, _ := startStoredKeySet(t, keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}, storage, &fakeClock{})
 	waitLoaded(t, s)
 	_ = s.Destruct() // the save follows the load; stopping waits for it
-	data, err := storage.Load(context.Background(), storageKey(is.URL))
+	data, err := storage.Load(context.Background(), sourceID{"jwks_url", is.URL}.storageKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,12 +174,54 @@ func TestStoredKeySetRecord(t *testing.T) {
 	if err := json.Unmarshal(data, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Source != is.URL || rec.URL != is.URL || rec.ETag != `"v1"` || rec.FetchedAt.IsZero() || len(rec.Document) == 0 {
+	if rec.Kind != "jwks_url" || rec.Source != is.URL || rec.URL != is.URL || rec.ETag != `"v1"` || rec.FetchedAt.IsZero() || len(rec.Document) == 0 {
 		t.Fatalf("stored record = %+v", rec)
 	}
-	// Another source's record under this key is not trusted.
-	if _, err := loadKeySet(context.Background(), storage, "http://elsewhere.test", time.Hour, time.Now()); err == nil {
-		t.Fatal("loaded a record for another source")
+
+	// A record found under another source's key (copied there, or written by
+	// an older version) is not trusted.
+	tests := []struct {
+		name string
+		id   sourceID
+		err  string
+	}{
+		{"another location", sourceID{"jwks_url", "http://elsewhere.test"}, "is for jwks_url"},
+		{"another kind", sourceID{"oidc", is.URL}, "is for jwks_url"},
+		{"gigya kind", sourceID{"gigya", is.URL}, "is for jwks_url"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := storage.Store(context.Background(), tc.id.storageKey(), data); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := loadKeySet(context.Background(), storage, tc.id, time.Hour, time.Now()); err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+		})
+	}
+	t.Run("oidc record without issuer", func(t *testing.T) {
+		id := sourceID{"oidc", is.URL}
+		rec := rec
+		rec.Kind = "oidc"
+		forged, _ := json.Marshal(rec)
+		if err := storage.Store(context.Background(), id.storageKey(), forged); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadKeySet(context.Background(), storage, id, time.Hour, time.Now()); err == nil || !strings.Contains(err.Error(), "names no issuer") {
+			t.Fatalf("err = %v, want refusal", err)
+		}
+	})
+}
+
+// TestStorageKeyPerKind: the same location under two kinds is two records.
+func TestStorageKeyPerKind(t *testing.T) {
+	const loc = "https://issuer.test"
+	keys := map[string]bool{}
+	for _, kind := range []string{"gigya", "oidc", "jwks_url", "jwks_file"} {
+		keys[sourceID{kind, loc}.storageKey()] = true
+	}
+	if len(keys) != 4 {
+		t.Fatalf("storage keys %v, want one per kind", keys)
 	}
 }
 
@@ -261,5 +304,82 @@ func TestStoredSetReconfirmedBy304(t *testing.T) {
 	clock.advance(90 * time.Minute)
 	if second.Refresh(context.Background()) == nil {
 		t.Fatal("reconfirmed set dropped as stale")
+	}
+}
+
+// TestStoredKeySetKeyedByKind: a jwks_url source and an oidc source may be
+// configured with the same string. The plain JWKS record carries no issuer,
+// so it must never be restored for the OIDC source (nor the other way round):
+// each kind has its own record, and a record is only restored for its kind.
+func TestStoredKeySetKeyedByKind(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	var down atomic.Bool
+	// One server answers as a JWKS URL (at /) and as an OpenID provider whose
+	// issuer is that same URL.
+	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/"}`, r.Host, r.Host)
+		default:
+			_, _ = w.Write(jwksJSON(t, k1))
+		}
+	})
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	jwksCfg := keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: time.Hour}
+	oidcCfg := keySetConfig{kind: "oidc", location: srv.URL, maxStale: time.Hour}
+	start := func(cfg keySetConfig) *KeySet {
+		s, _ := startStoredKeySet(t, cfg, storage, clock)
+		set := s.Refresh(context.Background())
+		_ = s.Destruct() // waits for the save that follows a load
+		return set
+	}
+
+	if set := start(jwksCfg); set == nil || set.Issuer != "" {
+		t.Fatal("jwks_url source did not load")
+	}
+	down.Store(true)
+	if set := start(oidcCfg); set != nil {
+		t.Fatalf("oidc source restored the jwks_url record (issuer %q)", set.Issuer)
+	}
+
+	// With both kinds saved, each restores its own record.
+	down.Store(false)
+	if set := start(oidcCfg); set == nil || set.Issuer != srv.URL {
+		t.Fatal("oidc source did not load with its issuer")
+	}
+	keys, err := storage.List(context.Background(), "idtoken/keysets", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var records []string
+	for _, k := range keys {
+		if info, err := storage.Stat(context.Background(), k); err == nil && info.IsTerminal {
+			records = append(records, k)
+		}
+	}
+	if len(records) != 2 {
+		t.Fatalf("stored records %v, want one per kind", records)
+	}
+	down.Store(true)
+	tests := []struct {
+		name   string
+		cfg    keySetConfig
+		issuer string
+	}{
+		{"jwks_url restores its record", jwksCfg, ""},
+		{"oidc restores its record", oidcCfg, srv.URL},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			set := start(tc.cfg)
+			if set == nil || !set.origin.fromStorage || set.Issuer != tc.issuer {
+				t.Fatalf("restored %+v, want a stored set with issuer %q", set, tc.issuer)
+			}
+		})
 	}
 }

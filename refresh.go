@@ -3,7 +3,9 @@ package idtoken
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 const (
@@ -63,7 +66,7 @@ func releaseKeySet(cfg keySetConfig) error {
 // mutex only coordinates refetch requests, never I/O.
 type RefreshingKeySet struct {
 	src         source
-	location    string       // the configured source, the storage key's origin
+	id          sourceID     // the configured source; names its stored copy
 	client      *http.Client // nil for files
 	interval    time.Duration
 	minInterval time.Duration
@@ -75,6 +78,8 @@ type RefreshingKeySet struct {
 	current atomic.Pointer[KeySet]
 	gens    atomic.Uint64 // last generation given to a snapshot
 	storage atomic.Pointer[storageRef]
+
+	toldNoStored bool // "no usable stored key set" was logged; refresh goroutine only
 
 	mu        sync.Mutex
 	pending   chan struct{} // closed when the queued or running fetch ends
@@ -93,7 +98,7 @@ type storageRef struct{ certmagic.Storage }
 // rate floor and stored-set age (tests move it instead of sleeping).
 func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time, storage certmagic.Storage) (*RefreshingKeySet, error) {
 	s := &RefreshingKeySet{
-		location:    cfg.location,
+		id:          sourceID{kind: cfg.kind, location: cfg.location},
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
 		maxStale:    cfg.maxStale,
@@ -113,9 +118,12 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 	case "oidc":
 		s.client = newHTTPClient()
 		s.src = &discoverySource{issuer: cfg.location, client: s.client}
-	default:
+	case "gigya", "jwks_url":
 		s.client = newHTTPClient()
 		s.src = &jwksSource{url: cfg.location, client: s.client}
+	default:
+		// The kind names the stored copy: an unknown one is a programming error.
+		return nil, fmt.Errorf("unknown key source kind %q", cfg.kind)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -237,11 +245,15 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 		if ctx.Err() != nil {
 			break // stopping: the failure is ours, not the issuer's
 		}
-		s.logger().Warn("fetching key set failed; keeping previous keys",
+		msg := "fetching key set failed; keeping previous keys"
+		if prev == nil {
+			msg = "fetching key set failed; no keys loaded"
+		}
+		s.logger().Warn(msg,
 			zap.String("source", s.src.String()),
 			zap.Error(err),
 			zap.Bool("have_keys", prev != nil),
-			zap.Duration("retry_in", next))
+			durationField("retry_in", next))
 		// Before waking the waiters, so they see a restored set.
 		s.fallBackToStorage(ctx, prev)
 	}
@@ -300,7 +312,7 @@ func (s *RefreshingKeySet) persist(ctx context.Context, set *KeySet) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	if err := saveKeySet(sctx, ref.Storage, s.location, set); err != nil {
+	if err := saveKeySet(sctx, ref.Storage, s.id, set); err != nil {
 		s.logger().Warn("saving key set to storage failed", zap.String("source", s.src.String()), zap.Error(err))
 	}
 }
@@ -316,38 +328,108 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	case prev != nil && prev.origin.fromStorage && s.now().Sub(prev.Loaded) > s.maxStale:
 		s.current.CompareAndSwap(prev, nil)
 		s.logger().Warn("stored key set is older than max_stale; no longer using it",
-			zap.String("source", s.src.String()), zap.Duration("max_stale", s.maxStale))
+			zap.String("source", s.src.String()), durationField("max_stale", s.maxStale))
 		return
 	case prev != nil:
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	set, err := loadKeySet(sctx, ref.Storage, s.location, s.maxStale, s.now())
+	set, err := loadKeySet(sctx, ref.Storage, s.id, s.maxStale, s.now())
 	if err != nil {
-		s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
+		// Retries while the issuer is down look again (another node may
+		// have stored a set since) but say why only the first time.
+		if !s.toldNoStored {
+			s.toldNoStored = true
+			s.logger().Debug("no usable stored key set", zap.String("source", s.src.String()), zap.Error(err))
+		}
 		return
 	}
 	if s.current.CompareAndSwap(nil, s.stamp(set)) {
-		s.logger().Warn("issuer unreachable; serving with the stored key set",
+		s.logger().Warn("issuer unreachable; serving with the stored key set", append([]zap.Field{
 			zap.String("source", s.src.String()),
-			zap.Duration("age", s.now().Sub(set.Loaded).Round(time.Second)),
-			zap.Int("count", set.Len()),
-			zap.Strings("kids", set.KIDs()))
+			durationField("age", s.now().Sub(set.Loaded).Round(time.Second)),
+		}, keyListFields(set)...)...)
 	}
 }
 
 func (s *RefreshingKeySet) logLoaded(set *KeySet) {
-	s.logger().Info("key set loaded",
-		zap.String("source", s.src.String()),
-		zap.Int("count", set.Len()),
-		zap.Strings("kids", set.KIDs()))
+	s.logger().Info("key set loaded", append([]zap.Field{zap.String("source", s.src.String())}, keyListFields(set)...)...)
 }
 
-func (s *RefreshingKeySet) logSkipped(res fetched) {
-	for _, err := range res.skipped {
-		s.logger().Warn("skipping unusable key", zap.String("source", s.src.String()), zap.Error(err))
+// maxLoggedKIDs bounds how many kids one log line lists: a 1 MiB document
+// can hold thousands of keys.
+const maxLoggedKIDs = 20
+
+// keyListFields describes set's keys for a log line: how many, the first
+// maxLoggedKIDs kids (each cut with shortKID) and how many were not listed.
+func keyListFields(set *KeySet) []zap.Field {
+	fields := []zap.Field{zap.Int("count", set.Len()), zap.Array("kids", loggedKIDs{set})}
+	if n := set.Len() - maxLoggedKIDs; n > 0 {
+		fields = append(fields, zap.Int("kids_not_listed", n))
 	}
+	return fields
+}
+
+// loggedKIDs writes the first maxLoggedKIDs kids of a set, cut.
+type loggedKIDs struct{ set *KeySet }
+
+func (l loggedKIDs) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, k := range l.set.keys[:min(len(l.set.keys), maxLoggedKIDs)] {
+		enc.AppendString(shortKID(k.ID))
+	}
+	return nil
+}
+
+// logSkipped writes one warning for a fetch's unusable keys, however many:
+// the count per reason and a few examples.
+func (s *RefreshingKeySet) logSkipped(res fetched) {
+	if len(res.skipped) == 0 {
+		return
+	}
+	s.logger().Warn("skipping unusable keys",
+		zap.String("source", s.src.String()),
+		zap.Int("skipped", res.skipped.Total()),
+		zap.Object("reasons", skipCounts(res.skipped)),
+		zap.Array("examples", skipExamples(res.skipped)))
+}
+
+// skipCounts logs the number of skipped keys per reason.
+type skipCounts SkippedKeys
+
+func (c skipCounts) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, g := range c {
+		enc.AddInt(g.Reason, g.Count)
+	}
+	return nil
+}
+
+// skipExamples logs the skipped keys a summary kept, kids cut.
+type skipExamples SkippedKeys
+
+func (x skipExamples) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	var keys []SkippedKey // at most maxSkipExamples
+	for _, g := range x {
+		keys = append(keys, g.Examples...)
+	}
+	slices.SortFunc(keys, func(a, b SkippedKey) int { return cmp.Compare(a.Index, b.Index) })
+	for _, k := range keys {
+		if err := enc.AppendObject(skipExample(k)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipExample logs one skipped key.
+type skipExample SkippedKey
+
+func (k skipExample) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddInt("index", k.Index)
+	enc.AddString("kid", shortKID(k.KID))
+	enc.AddString("reason", k.Reason)
+	enc.AddString("error", k.Err.Error())
+	return nil
 }
 
 // refreshAfter is the delay before the next scheduled fetch after a success:

@@ -2,12 +2,15 @@ package idtoken
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -252,5 +255,178 @@ func TestJWKSFileLoadsSynchronously(t *testing.T) {
 		if _, err := newRefreshingKeySet(keySetConfig{kind: "jwks_file", location: p}, zap.NewNop, time.Now, nil); err == nil {
 			t.Errorf("%s: jwks_file accepted", name)
 		}
+	}
+}
+
+// TestUnknownSourceKindRefused: the kind names the stored copy, so a kind
+// the key flow does not know is a programming error, not a JWKS URL.
+func TestUnknownSourceKindRefused(t *testing.T) {
+	for _, kind := range []string{"", "jwks", "gigya/../oidc"} {
+		if _, err := newRefreshingKeySet(keySetConfig{kind: kind, location: "http://127.0.0.1:1/"}, zap.NewNop, time.Now, nil); err == nil {
+			t.Errorf("kind %q accepted", kind)
+		}
+	}
+}
+
+// TestFailedFetchWarningSaysWhetherKeysAreKept: "keeping previous keys" is
+// only said when there are previous keys.
+func TestFailedFetchWarningSaysWhetherKeysAreKept(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	tests := []struct {
+		name      string
+		loadFirst bool
+		want      string
+		haveKeys  bool
+	}{
+		{"first fetch fails", false, "fetching key set failed; no keys loaded", false},
+		{"refresh fails after a load", true, "fetching key set failed; keeping previous keys", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			is := newIssuer(t, jwksJSON(t, k1))
+			if !tc.loadFirst {
+				is.serve(http.StatusServiceUnavailable, nil)
+			}
+			clock := &fakeClock{}
+			s, logs := startKeySet(t, "jwks_url", is.URL, time.Second, clock)
+			s.Refresh(context.Background())
+			if tc.loadFirst {
+				is.serve(http.StatusServiceUnavailable, nil)
+				clock.advance(time.Minute)
+				s.Refresh(context.Background())
+			}
+			failures := logs.FilterMessageSnippet("fetching key set failed").All()
+			if len(failures) == 0 {
+				t.Fatal("failed fetch not logged")
+			}
+			got := failures[0]
+			if got.Message != tc.want || got.ContextMap()["have_keys"] != tc.haveKeys {
+				t.Fatalf("logged %q (have_keys %v), want %q", got.Message, got.ContextMap()["have_keys"], tc.want)
+			}
+		})
+	}
+}
+
+// TestKeyFlowLogsDurationsAsText: Caddy's JSON encoder writes zap.Duration
+// as a bare number of seconds; durations are logged as text ("4s").
+func TestKeyFlowLogsDurationsAsText(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: 7 * time.Hour}
+	first, _ := startStoredKeySet(t, cfg, storage, clock)
+	waitLoaded(t, first)
+	_ = first.Destruct()
+
+	// Restart six hours later with the issuer down: the stored set is used,
+	// then dropped once it is older than max_stale.
+	is.serve(http.StatusServiceUnavailable, nil)
+	clock.advance(6 * time.Hour)
+	second, logs := startStoredKeySet(t, cfg, storage, clock)
+	if second.Refresh(context.Background()) == nil {
+		t.Fatal("stored set not restored")
+	}
+	clock.advance(2 * time.Hour)
+	second.Refresh(context.Background())
+
+	tests := []struct {
+		message, field, want string // message: a part of it
+	}{
+		{"fetching key set failed", "retry_in", "1s"},
+		{"issuer unreachable; serving with the stored key set", "age", "6h0m0s"},
+		{"stored key set is older than max_stale; no longer using it", "max_stale", "7h0m0s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.field, func(t *testing.T) {
+			entries := logs.FilterMessageSnippet(tc.message).All()
+			if len(entries) == 0 {
+				t.Fatalf("%q not logged", tc.message)
+			}
+			if got := entries[0].ContextMap()[tc.field]; got != tc.want {
+				t.Fatalf("%s = %#v (%T), want %q", tc.field, got, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNoStoredSetLoggedOnce: while the issuer stays down and storage holds
+// nothing usable, each retry looks again, but says so only once.
+func TestNoStoredSetLoggedOnce(t *testing.T) {
+	is := newIssuer(t, nil)
+	is.serve(http.StatusServiceUnavailable, nil)
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	s, logs := startStoredKeySet(t, keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}, storage, clock)
+	for range 4 {
+		if s.Refresh(context.Background()) != nil {
+			t.Fatal("keys from nowhere")
+		}
+		clock.advance(time.Minute)
+	}
+	if failures := len(logs.FilterMessageSnippet("fetching key set failed").All()); failures < 4 {
+		t.Fatalf("%d failed fetches, want at least 4", failures)
+	}
+	if n := len(logs.FilterMessage("no usable stored key set").All()); n != 1 {
+		t.Fatalf("\"no usable stored key set\" logged %d times, want once", n)
+	}
+}
+
+// TestLoggedKIDsAreBounded: kids come from the issuer's document, so the
+// lines that list a set's kids cut each one to 64 bytes (noting its length)
+// and list at most 20 of them.
+func TestLoggedKIDsAreBounded(t *testing.T) {
+	longKID := strings.Repeat("k", 10<<10)
+	keys := []testKey{newEdKey(t, longKID)}
+	for i := range 29 {
+		keys = append(keys, newEdKey(t, fmt.Sprintf("kid-%02d", i)))
+	}
+	is := newIssuer(t, jwksJSON(t, keys...))
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}
+	first, loadLogs := startStoredKeySet(t, cfg, storage, clock)
+	waitLoaded(t, first)
+	_ = first.Destruct()
+	is.serve(http.StatusServiceUnavailable, nil)
+	second, restoreLogs := startStoredKeySet(t, cfg, storage, clock)
+	if second.Refresh(context.Background()) == nil {
+		t.Fatal("stored set not restored")
+	}
+
+	tests := []struct {
+		name    string
+		logs    *observer.ObservedLogs
+		message string
+	}{
+		{"loaded", loadLogs, "key set loaded"},
+		{"restored", restoreLogs, "issuer unreachable; serving with the stored key set"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			entries := tc.logs.FilterMessage(tc.message).All()
+			if len(entries) != 1 {
+				t.Fatalf("%d %q lines, want 1", len(entries), tc.message)
+			}
+			fields := entries[0].ContextMap()
+			if fields["count"] != int64(30) || fields["kids_not_listed"] != int64(10) {
+				t.Errorf("count = %v, kids_not_listed = %v; want 30 and 10", fields["count"], fields["kids_not_listed"])
+			}
+			kids, _ := fields["kids"].([]any)
+			if len(kids) == 0 {
+				t.Fatal("no kids listed")
+			}
+			if len(kids) > 20 {
+				t.Errorf("%d kids listed, want at most 20", len(kids))
+			}
+			if kids[0] != shortKID(longKID) {
+				t.Errorf("10 KiB kid logged as %.80q..., want it cut", kids[0])
+			}
+			for _, kid := range kids {
+				if s, _ := kid.(string); len(s) > len(shortKID(longKID)) {
+					t.Fatalf("kid of %d bytes logged", len(s))
+				}
+			}
+		})
 	}
 }
