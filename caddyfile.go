@@ -2,6 +2,8 @@ package idtoken
 
 import (
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -46,19 +48,33 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    max_stale            <duration>
 //	    cache_size           <n>
 //	}
+//
+// Every mistake is reported at the line of the subdirective that makes it,
+// so the checks Validate makes for JSON configs are made here too, as each
+// subdirective is read; only a block without a key source is reported at
+// the idtoken line. Validate runs last as a backstop.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	directiveLine := *d // for errors about the block as a whole
+	// data_center can only be judged once the whole block is read (api_key
+	// may come after it), so its position is kept for that error.
+	var dataCenterLine *caddyfile.Dispenser
 	source := ""
 	setSource := func(name string, field *string) error {
 		if source != "" {
 			return d.Errf("%s: only one key source may be set (%s was set already)", name, source)
 		}
 		source = name
-		return oneArg(d, field)
+		if err := oneArg(d, field); err != nil {
+			return err
+		}
+		if *field == "" {
+			return d.Errf("%s: must not be empty", name)
+		}
+		return nil
 	}
 	for d.NextBlock(0) {
 		sub := d.Val()
@@ -67,12 +83,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "api_key":
 			err = setSource(sub, &h.APIKey)
 		case "oidc_issuer":
-			err = setSource(sub, &h.OIDCIssuer)
+			if err = setSource(sub, &h.OIDCIssuer); err == nil {
+				err = httpURLArg(d, sub, h.OIDCIssuer)
+			}
 		case "jwks_url":
-			err = setSource(sub, &h.JWKSURL)
+			if err = setSource(sub, &h.JWKSURL); err == nil {
+				err = httpURLArg(d, sub, h.JWKSURL)
+			}
 		case "jwks_file":
 			err = setSource(sub, &h.JWKSFile)
 		case "data_center":
+			at := *d
+			dataCenterLine = &at
 			if err = oneArg(d, &h.DataCenter); err == nil {
 				if _, berr := gigyaBaseURL(h.DataCenter); berr != nil {
 					err = d.Errf("data_center: %v", berr)
@@ -92,16 +114,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "leeway":
-			err = optionalDurationArg(d, &h.Leeway)
+			if err = optionalDurationArg(d, &h.Leeway); err == nil && time.Duration(*h.Leeway) > maxLeeway {
+				err = d.Errf("leeway: must be between 0 and 10m, got %v", time.Duration(*h.Leeway))
+			}
 		case "require":
 			args := d.RemainingArgs()
 			if len(args) < 2 {
 				return d.Errf("require: want <claim> <value> [<value>...]")
 			}
+			if args[0] == "" {
+				return d.Errf("require: the claim name must not be empty")
+			}
 			h.Require = append(h.Require, ClaimRequirement{Claim: args[0], Values: args[1:]})
 		case "from_header", "from_cookie", "from_query":
 			var name string
 			if err = oneArg(d, &name); err == nil {
+				if name == "" {
+					return d.Errf("%s: the name must not be empty", sub)
+				}
 				h.TokenSources = append(h.TokenSources, tokenSource(sub, name))
 			}
 		case "optional":
@@ -138,8 +168,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	if dataCenterLine != nil && h.DataCenter != "" && h.APIKey == "" {
+		return dataCenterLine.Err("data_center needs api_key: it only says where a Gigya site's keys are")
+	}
 	if err := h.Validate(); err != nil {
 		return directiveLine.Err(err.Error())
+	}
+	return nil
+}
+
+// maxLeeway is the most clock skew Validate accepts (10m in its messages).
+const maxLeeway = 10 * time.Minute
+
+// httpURLArg checks that a URL subdirective's value is an http(s) URL, as
+// Validate does, while the dispenser still points at its line.
+func httpURLArg(d *caddyfile.Dispenser, sub, u string) error {
+	if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		return d.Errf("%s: %q is not an http(s) URL", sub, u)
 	}
 	return nil
 }
