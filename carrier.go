@@ -2,8 +2,10 @@ package idtoken
 
 import (
 	"errors"
+	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -65,58 +67,108 @@ func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 }
 
 // addHeader adds the token of every line of header name. Authorization
-// carries a token only with the Bearer scheme; another header carries its
-// whole value, a Bearer prefix removed. An empty line carries nothing.
+// carries a token only as a Bearer credential (see authToken); another
+// header carries its whole value, a Bearer prefix removed. An empty line
+// carries nothing.
 func addHeader(f *found, r *http.Request, name string) bool {
-	isAuth := strings.EqualFold(name, "Authorization")
+	read := headerToken
+	if strings.EqualFold(name, "Authorization") {
+		read = authToken
+	}
 	for _, line := range r.Header.Values(name) {
-		token, isBearer := bearerCredential(line)
-		switch {
-		case isBearer:
-		case isAuth:
-			continue // another scheme (Basic, ...) carries no id_token
-		default:
-			if token = strings.TrimSpace(line); token == "" {
-				continue
-			}
-		}
-		if !f.add(token) {
+		if token, carries := read(line); carries && !f.add(token) {
 			return false
 		}
 	}
 	return true
 }
 
-// bearerCredential reads an Authorization value with the Bearer scheme
-// (RFC 6750 section 2.1): "Bearer", case-insensitively, then one or more
-// spaces or tabs, then the token. "Bearer" alone is the scheme with an
-// empty (malformed) token, never no token.
-func bearerCredential(v string) (token string, ok bool) {
-	v = strings.TrimLeft(v, " \t")
-	if len(v) < 6 || !strings.EqualFold(v[:6], "bearer") {
-		return "", false
+// headerToken reads a header other than Authorization: its whole value,
+// a Bearer prefix (as authToken reads it) removed.
+func headerToken(v string) (token string, carries bool) {
+	v = strings.Trim(v, " \t")
+	if token, ok := bearerToken(v); ok {
+		return token, true
 	}
-	rest := v[6:]
-	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
-		return "", false // "Bearerx...": another scheme
-	}
-	return strings.Trim(rest, " \t"), true
+	return v, v != ""
 }
 
-// addCookie adds the value of every cookie called name, in every Cookie
-// header. Pairs are split at ';' and, as older parsers (Python's among
-// them) also do, at ','; names and values are trimmed of spaces and tabs
-// and a value's surrounding quotes removed, so no parser finds a cookie
-// of that name that this one missed. Empty values carry nothing.
+// bearerToken reads "Bearer", in any case, then spaces or tabs and the
+// token (RFC 6750 section 2.1); ok is false for anything else.
+func bearerToken(v string) (token string, ok bool) {
+	if !hasPrefixFold(v, "bearer") {
+		return "", false
+	}
+	rest := v[len("bearer"):]
+	if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+		return "", false
+	}
+	return strings.TrimLeft(rest, " \t"), true
+}
+
+// authToken reads one Authorization value. A Bearer credential (RFC 6750
+// section 2.1: "Bearer" in any case, one or more spaces or tabs, the token)
+// carries its token; "Bearer" alone carries an empty, malformed one. Forms
+// an application might still read as a token carry an unreadable one, so
+// they are refused (401) rather than passed on unchecked: "Bearer"
+// followed by anything else ("Bearer:x", "Bearer\u00a0x"), a list of
+// credentials with a Bearer among them ("Basic x, Bearer y"), and a JWS
+// under another scheme or none ("JWT eyJ...", a bare "eyJ..."). Other
+// schemes (Basic ...) carry nothing.
+func authToken(v string) (token string, carries bool) {
+	v = strings.Trim(v, " \t")
+	if token, ok := bearerToken(v); ok {
+		return token, true
+	}
+	switch {
+	case hasPrefixFold(v, "bearer"):
+		return unreadable, true
+	case strings.Contains(v, ",") && containsFold(v, "bearer"):
+		return unreadable, true
+	}
+	credential := v
+	if sp := strings.IndexAny(v, " \t"); sp >= 0 {
+		credential = strings.TrimLeft(v[sp:], " \t")
+	}
+	if looksLikeJWS(v) || looksLikeJWS(credential) {
+		return unreadable, true
+	}
+	return "", false
+}
+
+// unreadable stands for a token carried in a form the module refuses to
+// read: it never parses, so the request is refused as malformed.
+const unreadable = "\x00"
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), sub)
+}
+
+// looksLikeJWS reports whether s has the shape of a compact JWS: three
+// base64url parts, the first starting like a JSON object ("eyJ" is '{"').
+func looksLikeJWS(s string) bool {
+	_, _, _, ok := splitCompact(s)
+	return ok && strings.HasPrefix(s, "eyJ")
+}
+
+// addCookie adds the value of every cookie whose name reads as name, in
+// every Cookie header (see cookiePairs and sameName). A value in one pair
+// of double quotes is unquoted. Empty values carry nothing.
 func addCookie(f *found, r *http.Request, name string) bool {
 	for _, line := range r.Header["Cookie"] {
-		for i := 0; i < len(line); {
-			n, v, _, next := nextCookie(line, i)
-			i = next
-			if n != name {
+		for p := range cookiePairs(line) {
+			if !sameName(p.name, name) {
 				continue
 			}
-			if v = strings.Trim(v, `"`); v != "" && !f.add(v) {
+			v := p.value
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			if v != "" && !f.add(v) {
 				return false
 			}
 		}
@@ -124,21 +176,99 @@ func addCookie(f *found, r *http.Request, name string) bool {
 	return true
 }
 
-// nextCookie reads the pair of line that starts at i: its trimmed name and
-// value, where its bytes start (after leading spaces), and where the next
-// pair starts (after the separator).
-func nextCookie(line string, i int) (name, value string, start, next int) {
-	end := strings.IndexAny(line[i:], ";,")
-	if end < 0 {
-		end, next = len(line), len(line)
-	} else {
-		end += i
-		next = end + 1
+// cookiePair is one name=value pair of a Cookie header and its span.
+type cookiePair struct {
+	name, value string
+	start, end  int // line[start:end] is the pair
+}
+
+// isCookieSep reports the bytes some parser ends a cookie pair at: ';'
+// (RFC 6265), ',' (older parsers) and spaces and tabs (Python's
+// SimpleCookie reads "x=1 id_token=y" as two cookies).
+func isCookieSep(c byte) bool { return c == ';' || c == ',' || c == ' ' || c == '\t' }
+
+// cookiePairs yields the pairs of a Cookie header as each of two readings
+// finds them. The lenient one splits at every isCookieSep byte, with
+// spaces or tabs allowed around '=' (Python's); the other splits at ';'
+// only, so a name may hold spaces (PHP reads "id token=x" as id_token).
+// Together they find every pair a common parser finds (a quoted value
+// that holds a separator is only ever split further), so a cookie another
+// parser would read can never hide from the module. A pair may be yielded
+// by both readings.
+func cookiePairs(line string) iter.Seq[cookiePair] {
+	return func(yield func(cookiePair) bool) {
+		for i := 0; i < len(line); {
+			for i < len(line) && isCookieSep(line[i]) {
+				i++
+			}
+			start := i
+			for i < len(line) && !isCookieSep(line[i]) && line[i] != '=' {
+				i++
+			}
+			name := line[start:i]
+			j := skipBlanks(line, i)
+			if j == len(line) || line[j] != '=' {
+				continue // a bare word: no pair
+			}
+			j = skipBlanks(line, j+1)
+			value := j
+			for j < len(line) && !isCookieSep(line[j]) {
+				j++
+			}
+			if !yield(cookiePair{name: name, value: line[value:j], start: start, end: j}) {
+				return
+			}
+			i = j
+		}
+		for i := 0; i < len(line); {
+			end := strings.IndexByte(line[i:], ';')
+			if end < 0 {
+				end = len(line)
+			} else {
+				end += i
+			}
+			pair := strings.Trim(line[i:end], " \t")
+			if name, value, ok := strings.Cut(pair, "="); ok && strings.ContainsAny(name, " \t") {
+				start := i + strings.Index(line[i:end], pair)
+				p := cookiePair{name: strings.Trim(name, " \t"), value: strings.Trim(value, " \t"), start: start, end: start + len(pair)}
+				if !yield(p) {
+					return
+				}
+			}
+			i = end + 1
+		}
 	}
-	pair := line[i:end]
-	start = i + len(pair) - len(strings.TrimLeft(pair, " \t"))
-	name, value, _ = strings.Cut(pair, "=")
-	return strings.Trim(name, " \t"), strings.Trim(value, " \t"), start, next
+}
+
+func skipBlanks(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// sameName reports whether a cookie or parameter name reads as want in a
+// common parser. PHP, the strictest case, turns ' ', '.' and an unclosed
+// '[' in a name into '_', drops leading spaces, ends the name at a NUL and
+// reads "name[...]" as an array called name; so "id.token", "id token" and
+// "id_token[]" are all $_COOKIE['id_token'].
+func sameName(n, want string) bool {
+	return n == want || phpName(n) == phpName(want)
+}
+
+func phpName(n string) string {
+	if i := strings.IndexByte(n, 0); i >= 0 {
+		n = n[:i]
+	}
+	n = strings.TrimLeft(n, " ")
+	if i := strings.IndexByte(n, '['); i >= 0 {
+		if strings.IndexByte(n[i:], ']') > 0 {
+			n = n[:i]
+		} else {
+			n = n[:i] + "_" + n[i+1:]
+		}
+	}
+	return strings.NewReplacer(" ", "_", ".", "_").Replace(n)
 }
 
 // addQuery adds every value of query parameter name. The query must be
@@ -151,7 +281,7 @@ func addQuery(f *found, r *http.Request, name string) (bool, *Rejection) {
 		if err != nil {
 			return false, badRequest(ReasonBadQuery)
 		}
-		if key == name && value != "" && !f.add(value) {
+		if sameName(key, name) && value != "" && !f.add(value) {
 			ok = false
 		}
 	}
@@ -178,10 +308,10 @@ var errSemicolon = errors.New("invalid semicolon separator in query")
 
 // stripToken removes the verified token's carriers from the request, so the
 // application behind Caddy cannot read it (it reads the verified claims from
-// placeholders instead): Bearer lines of Authorization, the configured
-// headers, the configured cookies (other cookies stay byte for byte) and
-// the configured query parameters (other parameters stay in order, and
-// RequestURI is kept in step with URL.RawQuery).
+// placeholders instead): Authorization when it carried the token, the
+// configured headers, the configured cookies (other cookies stay byte for
+// byte) and the configured query parameters (other parameters stay in
+// order, and RequestURI is kept in step with URL.RawQuery).
 func (h *Handler) stripToken(r *http.Request) {
 	if len(h.TokenSources) == 0 {
 		stripBearer(r.Header)
@@ -201,45 +331,46 @@ func (h *Handler) stripToken(r *http.Request) {
 	}
 }
 
-// stripBearer removes the Authorization lines with the Bearer scheme.
+// stripBearer removes the Authorization header when a line of it carried
+// the token (with every line: a request has one Authorization).
 func stripBearer(hdr http.Header) {
-	lines := hdr["Authorization"]
-	kept := lines[:0:0]
-	for _, line := range lines {
-		if _, isBearer := bearerCredential(line); !isBearer {
-			kept = append(kept, line)
+	for _, line := range hdr["Authorization"] {
+		if _, carries := authToken(line); carries {
+			delete(hdr, "Authorization")
+			return
 		}
-	}
-	if len(kept) == 0 {
-		delete(hdr, "Authorization")
-	} else if len(kept) != len(lines) {
-		hdr["Authorization"] = kept
 	}
 }
 
-// stripCookie removes every pair called name from the Cookie headers,
-// keeping the other pairs' bytes and separators; a header left empty is
-// removed.
+// stripCookie removes every pair whose name reads as name from the Cookie
+// headers, with the separator before it; the other pairs keep their bytes
+// and a header left empty is removed.
 func stripCookie(hdr http.Header, name string) {
 	var kept []string
 	for _, line := range hdr["Cookie"] {
-		var b strings.Builder
-		removed := false
-		for i := 0; i < len(line); {
-			n, _, start, next := nextCookie(line, i)
-			switch {
-			case n == name:
-				removed = true
-			case b.Len() == 0:
-				b.WriteString(line[start:next]) // no separator or space before the first pair
-			default:
-				b.WriteString(line[i:next])
+		var spans [][2]int
+		for p := range cookiePairs(line) {
+			if sameName(p.name, name) {
+				spans = append(spans, [2]int{p.start, p.end})
 			}
-			i = next
 		}
-		if !removed {
+		if len(spans) == 0 {
 			kept = append(kept, line)
-		} else if rest := strings.TrimRight(b.String(), ";, \t"); rest != "" {
+			continue
+		}
+		slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+		var b strings.Builder
+		last := 0
+		for _, sp := range spans {
+			if sp[0] < last { // overlaps a span already removed
+				last = max(last, sp[1])
+				continue
+			}
+			b.WriteString(line[last:separatorStart(line, last, sp[0])])
+			last = sp[1]
+		}
+		b.WriteString(line[last:])
+		if rest := strings.TrimLeft(b.String(), "; ,\t"); rest != "" {
 			kept = append(kept, rest)
 		}
 	}
@@ -250,11 +381,29 @@ func stripCookie(hdr http.Header, name string) {
 	}
 }
 
+// separatorStart is where the separator before the pair at start begins:
+// blanks, at most one ';' or ',', blanks; never before from. Only that much
+// goes with a removed pair, so a ',' that ends the value before it (as Go
+// reads "a=1,; b=2") stays.
+func separatorStart(line string, from, start int) int {
+	i := start
+	for i > from && (line[i-1] == ' ' || line[i-1] == '\t') {
+		i--
+	}
+	if i > from && (line[i-1] == ';' || line[i-1] == ',') {
+		i--
+	}
+	for i > from && (line[i-1] == ' ' || line[i-1] == '\t') {
+		i--
+	}
+	return i
+}
+
 // stripQuery removes every value of parameter name from the query.
 func stripQuery(r *http.Request, name string) {
 	var kept []string
 	for seg := range strings.SplitSeq(r.URL.RawQuery, "&") {
-		if key, _, err := querySegment(seg); err != nil || key != name {
+		if key, _, err := querySegment(seg); err != nil || !sameName(key, name) {
 			kept = append(kept, seg)
 		}
 	}

@@ -181,17 +181,26 @@ func FuzzCarriers(f *testing.F) {
 }
 
 // lastWinsCookies is every non-empty id_token value a lenient cookie parser
-// finds: pairs split at ';' and ',', spaces and quotes trimmed.
+// finds: pairs split at ';', ',', spaces and tabs (Python), or at ';' only
+// with PHP's name mangling (' ' and '.' read as '_', "name[...]" as name).
 func lastWinsCookies(lines []string) []string {
 	var vals []string
-	for _, line := range lines {
-		for _, pair := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' }) {
-			n, v, _ := strings.Cut(pair, "=")
-			if strings.TrimSpace(n) == "id_token" {
-				if v = strings.Trim(strings.TrimSpace(v), `"`); v != "" {
-					vals = append(vals, v)
-				}
+	add := func(n, v string) {
+		if n == "id_token" {
+			if v = strings.Trim(strings.TrimSpace(v), `"`); v != "" {
+				vals = append(vals, v)
 			}
+		}
+	}
+	for _, line := range lines {
+		for _, pair := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' }) {
+			n, v, _ := strings.Cut(pair, "=")
+			add(n, v)
+		}
+		for _, pair := range strings.Split(line, ";") {
+			n, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			n, _, _ = strings.Cut(strings.TrimSpace(n), "[")
+			add(strings.NewReplacer(" ", "_", ".", "_").Replace(n), v)
 		}
 	}
 	return vals
@@ -228,6 +237,9 @@ func carrierSeeds() []carrierSeed {
 		{"", "t%6Fken=$F&token=$T", true},
 		{"id_token = $T", "token=%24T", false},
 		{`id_token="$T"`, "", true},
+		{"x=1 id_token=$F; id_token=$T", "", false},
+		{"a=1; id.token=$F", "token=$T", true},
+		{"id token=$T; b=2", "+token=$T&token[]=$T", false},
 	}
 }
 
