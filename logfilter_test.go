@@ -149,10 +149,18 @@ func TestLogsKeepTokensOut(t *testing.T) {
 			}
 
 			access := waitForEntries(t, accessLog, paths, "http.log.access", "")
-			// Caddy's error entries, and reverse_proxy's record of what it
-			// sent upstream, carry the request too, in the default log.
+			// Caddy's error entries, the uri directive's record of the
+			// rewritten request and reverse_proxy's of what it sent
+			// upstream carry the request too, in the default log.
 			waitForEntries(t, defaultLog, rejected, "http.log.error", "")
 			waitForEntries(t, defaultLog, unavailable, "http.log.error", "error")
+			var viaApp []string
+			for _, p := range paths {
+				if strings.HasPrefix(p, "/app/") {
+					viaApp = append(viaApp, p)
+				}
+			}
+			waitForEntries(t, defaultLog, viaApp, "http.handlers.rewrite", "")
 			all := waitForEntries(t, defaultLog, accepted, "http.handlers.reverse_proxy", "")
 
 			leaks := append(findTokens(t, accessLog, secrets), findTokens(t, defaultLog, secrets)...)
@@ -170,7 +178,8 @@ func TestLogsKeepTokensOut(t *testing.T) {
 }
 
 // logFilterCaddyfile is a site with a working and an unreachable issuer,
-// every token source, access and default logs in files, and debug on.
+// every token source, access and default logs in files, and debug on. The
+// working route rewrites the query, for the rewrite's debug entry.
 func logFilterCaddyfile(snippet string, filtered, logCredentials bool, dir string, port int, issuerURL string, down int, backend string) string {
 	importFilters, servers := "", ""
 	if filtered {
@@ -207,6 +216,7 @@ http://127.0.0.1:%[4]d {
 		respond "unreachable"
 	}
 	handle {
+		uri query +rewritten yes
 		idtoken {
 			jwks_url %[5]s%[8]s
 		}
