@@ -486,6 +486,10 @@ func caddyfileSeeds() []string {
 		"jwks_file x\nalgorithms none HS256",
 		"data_center cn1.gigya-api.cn",
 		"jwks_file x\nleeway \"1m\"\nrequire \"a b\" \"c\"",
+		"jwks_file x\nforward_token",
+		"jwks_file x\nforward_token on",
+		"data_center eu1\njwks_file x",
+		"jwks_url /jwks.json\nleeway 11m",
 	}
 }
 

@@ -52,18 +52,23 @@ func readmeLogSnippet(t *testing.T) string {
 
 // carrier puts a token where one token source reads it.
 type carrier struct {
-	name string
-	send func(r *http.Request, token, other string)
+	name      string
+	send      func(r *http.Request, token, other string)
+	twoTokens bool // sends two different tokens: refused with 400 whatever they are
 }
 
 var tokenCarriers = []carrier{
-	{"bearer", func(r *http.Request, tok, _ string) { r.Header.Set("Authorization", "Bearer "+tok) }},
-	{"cookie", func(r *http.Request, tok, _ string) { r.Header.Set("Cookie", "theme=dark; id_token="+tok) }},
-	{"custom header", func(r *http.Request, tok, _ string) { r.Header.Set("X-Id-Token", tok) }},
-	{"custom header with Bearer", func(r *http.Request, tok, _ string) { r.Header.Set("X-Id-Token", "Bearer "+tok) }},
-	{"query", func(r *http.Request, tok, _ string) { r.URL.RawQuery = "page=2&id_token=" + tok }},
-	{"query twice", func(r *http.Request, tok, other string) { r.URL.RawQuery = "id_token=" + tok + "&id_token=" + other }},
-	{"query name percent-encoded", func(r *http.Request, tok, _ string) { r.URL.RawQuery = "id%5Ftoken=" + tok }},
+	{"bearer", func(r *http.Request, tok, _ string) { r.Header.Set("Authorization", "Bearer "+tok) }, false},
+	{"cookie", func(r *http.Request, tok, _ string) { r.Header.Set("Cookie", "theme=dark; id_token="+tok) }, false},
+	{"custom header", func(r *http.Request, tok, _ string) { r.Header.Set("X-Id-Token", tok) }, false},
+	{"custom header with Bearer", func(r *http.Request, tok, _ string) { r.Header.Set("X-Id-Token", "Bearer "+tok) }, false},
+	{"query", func(r *http.Request, tok, _ string) { r.URL.RawQuery = "page=2&id_token=" + tok }, false},
+	{"query twice", func(r *http.Request, tok, other string) { r.URL.RawQuery = "id_token=" + tok + "&id_token=" + other }, true},
+	{"query, with the page it came from as Referer", func(r *http.Request, tok, _ string) {
+		r.URL.RawQuery = "id_token=" + tok
+		r.Header.Set("Referer", "https://app.example.com/start?id_token="+tok)
+	}, false},
+	{"query name percent-encoded", func(r *http.Request, tok, _ string) { r.URL.RawQuery = "id%5Ftoken=" + tok }, false},
 }
 
 // TestLogsKeepTokensOut runs a real Caddy with the README's log filters on
@@ -142,6 +147,13 @@ func TestLogsKeepTokensOut(t *testing.T) {
 				}
 			}
 			for _, c := range tokenCarriers {
+				if c.twoTokens { // one token per request: 400 before any key is needed
+					for _, k := range kinds {
+						request("app", k.name, c, k.token, http.StatusBadRequest)
+					}
+					request("down", "valid (issuer down)", c, good, http.StatusBadRequest)
+					continue
+				}
 				for _, k := range kinds {
 					request("app", k.name, c, k.token, k.status)
 				}
