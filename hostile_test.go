@@ -390,7 +390,7 @@ func TestUnusableKeysLogOneWarning(t *testing.T) {
 			for _, e := range examples {
 				ex, _ := e.(map[string]any)
 				kid, _ := ex["kid"].(string)
-				if !strings.HasPrefix(kid, "bad-") || len(kid) > maxLoggedKID+20 || ex["reason"] == nil || ex["error"] == nil {
+				if !strings.HasPrefix(kid, "bad-") || len(kid) > maxLoggedValue+20 || ex["reason"] == nil || ex["error"] == nil {
 					t.Errorf("example %v: want a cut kid, a reason and an error", ex)
 				}
 			}

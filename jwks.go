@@ -216,13 +216,13 @@ const (
 // SkippedKey is one unusable key of a key document.
 type SkippedKey struct {
 	Index  int    // position in the document's key list
-	KID    string // as the document wrote it, "" when absent or not a string; log it cut (shortKID)
+	KID    string // as the document wrote it, "" when absent or not a string; log it cut (clipForLog)
 	Reason string // one of the skip* slugs above, e.g. "unsupported kty"
 	Err    error  // what exactly is wrong; quotes no kid and at most 64 bytes of any value
 }
 
 func (k SkippedKey) String() string {
-	return fmt.Sprintf("key %d (kid %q): %v", k.Index, shortKID(k.KID), k.Err)
+	return fmt.Sprintf("key %d (kid %q): %v", k.Index, clipForLog(k.KID), k.Err)
 }
 
 // maxSkipExamples is how many skipped keys a SkippedKeys keeps in full.
@@ -296,7 +296,7 @@ func skipReason(err error) string {
 
 // quoted quotes a value a key document chose, cut like a kid: an error
 // about a key must not carry a megabyte of it into the log.
-func quoted(s string) string { return strconv.Quote(shortKID(s)) }
+func quoted(s string) string { return strconv.Quote(clipForLog(s)) }
 
 // gigyaError turns a non-zero errorCode into a *GigyaError.
 func gigyaError(rawCode json.RawMessage, doc map[string]json.RawMessage) error {
@@ -370,7 +370,7 @@ func parseJWK(data []byte) (Key, error) {
 	if raw, ok := obj["key_ops"]; ok {
 		var ops []string
 		if err := json.Unmarshal(raw, &ops); err != nil || !slices.Contains(ops, "verify") {
-			return k, unusable(skipKeyOps, "key_ops %s does not allow \"verify\"", shortKID(string(raw)))
+			return k, unusable(skipKeyOps, "key_ops %s does not allow \"verify\"", clipForLog(string(raw)))
 		}
 	}
 	if k.Alg != "" && !supportedAlgs[k.Alg] {

@@ -7,22 +7,22 @@ import (
 	"go.uber.org/zap"
 )
 
-// maxLoggedKID bounds a kid written to a log line: kids come from tokens and
-// key documents, so their length is the sender's choice.
-const maxLoggedKID = 64
+// maxLoggedValue bounds a value a sender chose (a kid, an alg) written to a
+// log line: kids and algs come from tokens and key documents.
+const maxLoggedValue = 64
 
-// kidField logs a kid cut to maxLoggedKID bytes, noting the full length
+// kidField logs a kid cut to maxLoggedValue bytes, noting the full length
 // when it was cut.
 func kidField(name, kid string) zap.Field {
-	return zap.String(name, shortKID(kid))
+	return zap.String(name, clipForLog(kid))
 }
 
-// shortKID is kid cut to maxLoggedKID bytes, with its full length noted.
-func shortKID(kid string) string {
-	if len(kid) <= maxLoggedKID {
-		return kid
+// clipForLog is s cut to maxLoggedValue bytes, with its full length noted.
+func clipForLog(s string) string {
+	if len(s) <= maxLoggedValue {
+		return s
 	}
-	return kid[:maxLoggedKID] + "...(" + strconv.Itoa(len(kid)) + " bytes)"
+	return s[:maxLoggedValue] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // durationField logs d as text ("4s"): Caddy's encoders otherwise write a

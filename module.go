@@ -355,7 +355,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej
 	if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
 		fields := []zap.Field{zap.String("reason", rej.Reason), zap.Int("status", rej.Status)}
 		if tok != nil {
-			fields = append(fields, zap.String("alg", shortKID(tok.Alg)), kidField("kid", tok.KID))
+			fields = append(fields, zap.String("alg", clipForLog(tok.Alg)), kidField("kid", tok.KID))
 			if tok.claims != nil {
 				fields = append(fields, zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
 			}

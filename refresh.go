@@ -362,7 +362,7 @@ func (s *RefreshingKeySet) logLoaded(set *KeySet) {
 const maxLoggedKIDs = 20
 
 // keyListFields describes set's keys for a log line: how many, the first
-// maxLoggedKIDs kids (each cut with shortKID) and how many were not listed.
+// maxLoggedKIDs kids (each cut with clipForLog) and how many were not listed.
 func keyListFields(set *KeySet) []zap.Field {
 	fields := []zap.Field{zap.Int("count", set.Len()), zap.Array("kids", loggedKIDs{set})}
 	if n := set.Len() - maxLoggedKIDs; n > 0 {
@@ -376,7 +376,7 @@ type loggedKIDs struct{ set *KeySet }
 
 func (l loggedKIDs) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	for _, k := range l.set.keys[:min(len(l.set.keys), maxLoggedKIDs)] {
-		enc.AppendString(shortKID(k.ID))
+		enc.AppendString(clipForLog(k.ID))
 	}
 	return nil
 }
@@ -426,7 +426,7 @@ type skipExample SkippedKey
 
 func (k skipExample) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("index", k.Index)
-	enc.AddString("kid", shortKID(k.KID))
+	enc.AddString("kid", clipForLog(k.KID))
 	enc.AddString("reason", k.Reason)
 	enc.AddString("error", k.Err.Error())
 	return nil

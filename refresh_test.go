@@ -419,11 +419,11 @@ func TestLoggedKIDsAreBounded(t *testing.T) {
 			if len(kids) > 20 {
 				t.Errorf("%d kids listed, want at most 20", len(kids))
 			}
-			if kids[0] != shortKID(longKID) {
+			if kids[0] != clipForLog(longKID) {
 				t.Errorf("10 KiB kid logged as %.80q..., want it cut", kids[0])
 			}
 			for _, kid := range kids {
-				if s, _ := kid.(string); len(s) > len(shortKID(longKID)) {
+				if s, _ := kid.(string); len(s) > len(clipForLog(longKID)) {
 					t.Fatalf("kid of %d bytes logged", len(s))
 				}
 			}
