@@ -130,6 +130,10 @@ func (s *KeySet) Only() *Key {
 	return &s.keys[0]
 }
 
+// maxGigyaText bounds errorMessage and errorDetails as kept and logged;
+// Gigya's own are a sentence or two.
+const maxGigyaText = 256
+
 // GigyaError is the error envelope accounts.getJWTPublicKey answers with
 // (HTTP 200, errorCode != 0).
 type GigyaError struct {
@@ -311,11 +315,13 @@ func gigyaError(rawCode json.RawMessage, doc map[string]json.RawMessage) error {
 	if n == 0 {
 		return nil
 	}
+	// The texts go into a warning on every failed fetch: a hostile answer
+	// (up to 1 MiB) must not become a megabyte of log.
 	return &GigyaError{
 		Code:    n,
-		Message: stringMember(doc, "errormessage"),
-		Details: stringMember(doc, "errordetails"),
-		CallID:  stringMember(doc, "callid"),
+		Message: clip(stringMember(doc, "errormessage"), maxGigyaText),
+		Details: clip(stringMember(doc, "errordetails"), maxGigyaText),
+		CallID:  clipForLog(stringMember(doc, "callid")),
 	}
 }
 

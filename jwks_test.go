@@ -129,6 +129,24 @@ func TestGigyaErrorCarriesCallID(t *testing.T) {
 	}
 }
 
+// TestGigyaErrorTextsBounded: a hostile errorCode answer of a megabyte
+// makes a short error (it is logged on every failed fetch).
+func TestGigyaErrorTextsBounded(t *testing.T) {
+	big := strings.Repeat("x", 1<<20-200)
+	doc := `{"errorCode":400093,"errorMessage":"` + big + `","errorDetails":"` + big[:1000] + `","callId":"` + big[:500] + `"}`
+	_, _, err := ParseKeyDocument([]byte(doc))
+	var gerr *GigyaError
+	if !errors.As(err, &gerr) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := len(err.Error()); n > 1024 {
+		t.Fatalf("error text is %d bytes", n)
+	}
+	if !strings.Contains(gerr.Message, "bytes)") || !strings.HasPrefix(gerr.Message, "xxxx") {
+		t.Fatalf("message not clipped with its length: %.80q", gerr.Message)
+	}
+}
+
 func TestGigyaKeyURL(t *testing.T) {
 	tests := []struct {
 		dc, want, err string

@@ -18,11 +18,14 @@ func kidField(name, kid string) zap.Field {
 }
 
 // clipForLog is s cut to maxLoggedValue bytes, with its full length noted.
-func clipForLog(s string) string {
-	if len(s) <= maxLoggedValue {
+func clipForLog(s string) string { return clip(s, maxLoggedValue) }
+
+// clip is s cut to n bytes, with its full length noted.
+func clip(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	return s[:maxLoggedValue] + "...(" + strconv.Itoa(len(s)) + " bytes)"
+	return s[:n] + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // durationField logs d as text ("4s"): Caddy's encoders otherwise write a
