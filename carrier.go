@@ -190,11 +190,12 @@ func isCookieSep(c byte) bool { return c == ';' || c == ',' || c == ' ' || c == 
 // cookiePairs yields the pairs of a Cookie header as each of two readings
 // finds them. The lenient one splits at every isCookieSep byte, with
 // spaces or tabs allowed around '=' (Python's); the other splits at ';'
-// only, so a name may hold spaces (PHP reads "id token=x" as id_token).
-// Together they find every pair a common parser finds (a quoted value
-// that holds a separator is only ever split further), so a cookie another
-// parser would read can never hide from the module. A pair may be yielded
-// by both readings.
+// only (Go's, PHP's), so a name may hold spaces (PHP reads "id token=x" as
+// id_token) and a value runs to the ';' ("id_token=x," is "x," there, "x"
+// in the first reading: two different tokens). Together they find every
+// pair a common parser finds, with every value one of them reads, so a
+// cookie another parser would read can never hide from the module, and
+// with forward_token every reader gets the verified string exactly.
 func cookiePairs(line string) iter.Seq[cookiePair] {
 	return func(yield func(cookiePair) bool) {
 		for i := 0; i < len(line); {
@@ -228,7 +229,7 @@ func cookiePairs(line string) iter.Seq[cookiePair] {
 				end += i
 			}
 			pair := strings.Trim(line[i:end], " \t")
-			if name, value, ok := strings.Cut(pair, "="); ok && strings.ContainsAny(name, " \t") {
+			if name, value, ok := strings.Cut(pair, "="); ok {
 				start := i + strings.Index(line[i:end], pair)
 				p := cookiePair{name: strings.Trim(name, " \t"), value: strings.Trim(value, " \t"), start: start, end: start + len(pair)}
 				if !yield(p) {

@@ -138,6 +138,8 @@ func TestOneTokenPerRequest(t *testing.T) {
 			uri: "/p?token=" + good + "&token%00=" + forged, status: 400, reason: ReasonManyTokens},
 		{name: "query name as a PHP array", sources: query,
 			uri: "/p?token=" + good + "&token[]=" + forged, status: 400, reason: ReasonManyTokens},
+		{name: "a cookie value Go and PHP read on past a comma", sources: cookie, forward: true,
+			headers: [][2]string{{"Cookie", "id_token=" + good + ","}}, status: 400, reason: ReasonManyTokens},
 		{name: "doubled quotes around a cookie are not one pair", sources: cookie,
 			headers: [][2]string{{"Cookie", `id_token=""` + good + `""`}}, status: 401, reason: ReasonMalformed},
 		{name: "an opening quote alone is kept", sources: cookie,
