@@ -2,7 +2,6 @@ package idtoken
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -110,13 +109,7 @@ http://127.0.0.1:%d {
 		for _, kv := range req.headers {
 			r.Header.Add(kv[0], kv[1])
 		}
-		client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := client.Do(r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
+		resp, _ := roundTrip(t, r)
 		mu.Lock()
 		defer mu.Unlock()
 		if len(seen) == 0 {

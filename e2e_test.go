@@ -54,6 +54,14 @@ func get(t *testing.T, url, token string) response {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	resp, body := roundTrip(t, req)
+	return response{resp.StatusCode, body, resp.Header.Get("WWW-Authenticate")}
+}
+
+// roundTrip sends req to a Caddy under test on a fresh connection and
+// returns the response with its body read.
+func roundTrip(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
 	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -61,7 +69,7 @@ func get(t *testing.T, url, token string) response {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(body), resp.Header.Get("WWW-Authenticate")}
+	return resp, string(body)
 }
 
 // TestEndToEnd runs a real Caddy with two sites sharing one issuer, one of

@@ -246,13 +246,7 @@ func send(t *testing.T, url string, c carrier, token, other string) int {
 		t.Fatal(err)
 	}
 	c.send(req, token, other)
-	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	resp, _ := roundTrip(t, req)
 	return resp.StatusCode
 }
 
