@@ -185,7 +185,15 @@ type cookiePair struct {
 // isCookieSep reports the bytes some parser ends a cookie pair at: ';'
 // (RFC 6265), ',' (older parsers) and spaces and tabs (Python's
 // SimpleCookie reads "x=1 id_token=y" as two cookies).
-func isCookieSep(c byte) bool { return c == ';' || c == ',' || c == ' ' || c == '\t' }
+func isCookieSep(c byte) bool { return c == ';' || c == ',' || isBlank(c) }
+
+// blanks is ASCII white space. Parsers trim more than spaces and tabs from
+// cookie names and values (Python's str.strip, PHP's isspace), and a
+// request built in-process is not checked for control bytes as one read
+// from the wire is, so the module treats all of it as blank.
+const blanks = " \t\r\n\v\f"
+
+func isBlank(c byte) bool { return strings.IndexByte(blanks, c) >= 0 }
 
 // cookiePairs yields the pairs of a Cookie header as each of two readings
 // finds them. The lenient one splits at every isCookieSep byte, with
@@ -228,10 +236,10 @@ func cookiePairs(line string) iter.Seq[cookiePair] {
 			} else {
 				end += i
 			}
-			pair := strings.Trim(line[i:end], " \t")
+			pair := strings.Trim(line[i:end], blanks)
 			if name, value, ok := strings.Cut(pair, "="); ok {
 				start := i + strings.Index(line[i:end], pair)
-				p := cookiePair{name: strings.Trim(name, " \t"), value: strings.Trim(value, " \t"), start: start, end: start + len(pair)}
+				p := cookiePair{name: strings.Trim(name, blanks), value: strings.Trim(value, blanks), start: start, end: start + len(pair)}
 				if !yield(p) {
 					return
 				}
@@ -242,7 +250,7 @@ func cookiePairs(line string) iter.Seq[cookiePair] {
 }
 
 func skipBlanks(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+	for i < len(s) && isBlank(s[i]) {
 		i++
 	}
 	return i
@@ -371,7 +379,7 @@ func stripCookie(hdr http.Header, name string) {
 			last = sp[1]
 		}
 		b.WriteString(line[last:])
-		if rest := strings.TrimLeft(b.String(), "; ,\t"); rest != "" {
+		if rest := strings.TrimLeft(b.String(), ";,"+blanks); rest != "" {
 			kept = append(kept, rest)
 		}
 	}
@@ -388,13 +396,13 @@ func stripCookie(hdr http.Header, name string) {
 // reads "a=1,; b=2") stays.
 func separatorStart(line string, from, start int) int {
 	i := start
-	for i > from && (line[i-1] == ' ' || line[i-1] == '\t') {
+	for i > from && isBlank(line[i-1]) {
 		i--
 	}
 	if i > from && (line[i-1] == ';' || line[i-1] == ',') {
 		i--
 	}
-	for i > from && (line[i-1] == ' ' || line[i-1] == '\t') {
+	for i > from && isBlank(line[i-1]) {
 		i--
 	}
 	return i

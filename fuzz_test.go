@@ -184,22 +184,23 @@ func FuzzCarriers(f *testing.F) {
 // finds: pairs split at ';', ',', spaces and tabs (Python), or at ';' only
 // with PHP's name mangling (' ' and '.' read as '_', "name[...]" as name).
 func lastWinsCookies(lines []string) []string {
+	const ascii = " \t\r\n\v\f" // what parsers strip from names and values
 	var vals []string
 	add := func(n, v string) {
-		if n == "id_token" {
-			if v = strings.Trim(strings.TrimSpace(v), `"`); v != "" {
+		if strings.Trim(n, ascii) == "id_token" {
+			if v = strings.Trim(strings.Trim(v, ascii), `"`); v != "" {
 				vals = append(vals, v)
 			}
 		}
 	}
 	for _, line := range lines {
-		for _, pair := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' || r == ' ' || r == '\t' }) {
+		for _, pair := range strings.FieldsFunc(line, func(r rune) bool { return r == ';' || r == ',' || strings.ContainsRune(ascii, r) }) {
 			n, v, _ := strings.Cut(pair, "=")
 			add(n, v)
 		}
 		for _, pair := range strings.Split(line, ";") {
-			n, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
-			n, _, _ = strings.Cut(strings.TrimSpace(n), "[")
+			n, v, _ := strings.Cut(strings.Trim(pair, ascii), "=")
+			n, _, _ = strings.Cut(strings.Trim(n, ascii), "[")
 			add(strings.NewReplacer(" ", "_", ".", "_").Replace(n), v)
 		}
 	}
