@@ -42,6 +42,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    from_query   <name>
 //	    optional
 //	    forward_token
+//	    login_redirect <url> [<param>]
 //	    realm        <realm>
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
@@ -144,6 +145,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.ForwardToken = true
+		case "login_redirect":
+			args := d.RemainingArgs()
+			if len(args) == 0 || len(args) > 2 {
+				return d.Errf("login_redirect: want <url> [<param>]")
+			}
+			h.LoginRedirect = &LoginRedirect{URL: args[0]}
+			if len(args) == 2 {
+				h.LoginRedirect.Param = args[1]
+			}
+			if verr := h.LoginRedirect.validate(); verr != nil {
+				return d.Err(verr.Error())
+			}
 		case "realm":
 			err = oneArg(d, &h.Realm)
 		case "refresh_interval":

@@ -410,16 +410,22 @@ func separatorStart(line string, from, start int) int {
 
 // stripQuery removes every value of parameter name from the query.
 func stripQuery(r *http.Request, name string) {
-	var kept []string
-	for seg := range strings.SplitSeq(r.URL.RawQuery, "&") {
-		if key, _, err := querySegment(seg); err != nil || !sameName(key, name) {
-			kept = append(kept, seg)
-		}
-	}
-	r.URL.RawQuery = strings.Join(kept, "&")
+	r.URL.RawQuery = queryWithout(r.URL.RawQuery, name)
 	path, _, _ := strings.Cut(r.RequestURI, "?")
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
 	r.RequestURI = path
+}
+
+// queryWithout is a raw query without the parameters whose name reads as
+// name; the other parts keep their bytes and order.
+func queryWithout(raw, name string) string {
+	var kept []string
+	for seg := range strings.SplitSeq(raw, "&") {
+		if key, _, err := querySegment(seg); err != nil || !sameName(key, name) {
+			kept = append(kept, seg)
+		}
+	}
+	return strings.Join(kept, "&")
 }

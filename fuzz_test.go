@@ -488,6 +488,8 @@ func caddyfileSeeds() []string {
 		"data_center cn1.gigya-api.cn",
 		"jwks_file x\nleeway \"1m\"\nrequire \"a b\" \"c\"",
 		"jwks_file x\nforward_token",
+		"jwks_file x\nlogin_redirect /login next",
+		"jwks_file x\nlogin_redirect //evil.example",
 		"jwks_file x\nforward_token on",
 		"data_center eu1\njwks_file x",
 		"jwks_url /jwks.json\nleeway 11m",

@@ -67,6 +67,9 @@ type Handler struct {
 	// or query parameter that carried it is removed, so the application
 	// behind Caddy only ever sees verified claims (placeholders).
 	ForwardToken bool `json:"forward_token,omitempty"`
+	// Send browsers that open a page without a valid token (the 401
+	// cases) to a login page; API clients keep the 401.
+	LoginRedirect *LoginRedirect `json:"login_redirect,omitempty"`
 	// Realm in WWW-Authenticate. Default: the request's host name.
 	Realm string `json:"realm,omitempty"`
 
@@ -84,13 +87,14 @@ type Handler struct {
 	// the signature check. Default: 10000; 0 turns the cache off.
 	CacheSize *int `json:"cache_size,omitempty"`
 
-	storage  certmagic.Storage // nil: Caddy's configured storage
-	cache    *tokenCache
-	verifier *Verifier
-	keys     *RefreshingKeySet
-	keyCfg   keySetConfig
-	logger   *zap.Logger
-	now      func() time.Time
+	storage    certmagic.Storage // nil: Caddy's configured storage
+	redirector *loginRedirector  // nil: no login_redirect
+	cache      *tokenCache
+	verifier   *Verifier
+	keys       *RefreshingKeySet
+	keyCfg     keySetConfig
+	logger     *zap.Logger
+	now        func() time.Time
 }
 
 // TokenSource names one place to read the token from; exactly one field is set.
@@ -133,6 +137,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cacheSize = *h.CacheSize
 	}
 	h.cache = newTokenCache(cacheSize, policy.Leeway)
+	if h.redirector, err = newLoginRedirector(h.LoginRedirect); err != nil {
+		return err
+	}
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
 		return err
 	}
@@ -254,6 +261,11 @@ func (h *Handler) Validate() error {
 			return errors.New("idtoken: require needs a claim and at least one value")
 		}
 	}
+	if h.LoginRedirect != nil {
+		if err := h.LoginRedirect.validate(); err != nil {
+			return fmt.Errorf("idtoken: %w", err)
+		}
+	}
 	for _, ts := range h.TokenSources {
 		n := 0
 		for _, v := range []string{ts.Header, ts.Cookie, ts.Query} {
@@ -361,6 +373,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej
 			}
 		}
 		c.Write(fields...)
+	}
+	if rej.Status == http.StatusUnauthorized && h.redirector != nil && h.redirector.redirect(w, r, h.returnPath(r), h.logger) {
+		return nil // a browser navigation: sent to the login page instead
 	}
 	challenge := `Bearer realm="` + quote(h.realm(r)) + `"`
 	switch {
