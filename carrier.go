@@ -40,13 +40,7 @@ func (f *found) add(token string) bool {
 // skip parts another parser reads).
 func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 	var f found
-	if len(h.TokenSources) == 0 {
-		if !addHeader(&f, r, "Authorization") {
-			return f, badRequest(ReasonManyTokens)
-		}
-		return f, nil
-	}
-	for _, src := range h.TokenSources {
+	for _, src := range h.sources() {
 		ok := true
 		switch {
 		case src.Header != "":
@@ -64,6 +58,17 @@ func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 		}
 	}
 	return f, nil
+}
+
+// defaultSources is where a token is read when no source is configured.
+var defaultSources = []TokenSource{{Header: "Authorization"}}
+
+// sources are the configured token sources, or the default.
+func (h *Handler) sources() []TokenSource {
+	if len(h.TokenSources) == 0 {
+		return defaultSources
+	}
+	return h.TokenSources
 }
 
 // addHeader adds the token of every line of header name. Authorization
@@ -277,7 +282,12 @@ func phpName(n string) string {
 			n = n[:i] + "_" + n[i+1:]
 		}
 	}
-	return strings.NewReplacer(" ", "_", ".", "_").Replace(n)
+	return strings.Map(func(c rune) rune {
+		if c == ' ' || c == '.' {
+			return '_'
+		}
+		return c
+	}, n) // returns n itself, unallocated, when nothing changes
 }
 
 // addQuery adds every value of query parameter name. The query must be
@@ -322,11 +332,7 @@ var errSemicolon = errors.New("invalid semicolon separator in query")
 // byte) and the configured query parameters (other parameters stay in
 // order, and RequestURI is kept in step with URL.RawQuery).
 func (h *Handler) stripToken(r *http.Request) {
-	if len(h.TokenSources) == 0 {
-		stripBearer(r.Header)
-		return
-	}
-	for _, src := range h.TokenSources {
+	for _, src := range h.sources() {
 		switch {
 		case strings.EqualFold(src.Header, "Authorization"):
 			stripBearer(r.Header)
