@@ -106,7 +106,7 @@ func equalKeys(a, b *Key) bool {
 // would exceed maxCacheEntryBytes and tokens without exp (never accepted
 // anyway) are skipped.
 func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
-	if c == nil || len(raw)+claims.size > maxCacheEntryBytes || claims.key == nil {
+	if c == nil || !fitsEntry(raw, claims) || claims.key == nil {
 		return
 	}
 	exp, present, ok := numericDate(claims.m, "exp")
@@ -117,8 +117,8 @@ func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
 	if !present {
 		nbf = math.MinInt64
 	}
-	claims.prerender()
-	if cacheEntryOverhead+len(raw)+claims.size > maxCacheEntryBytes {
+	claims.prerender() // adds the rendered values to claims.size
+	if !fitsEntry(raw, claims) {
 		claims.rendered = nil // not shared: rendered on demand like any uncached token
 		return
 	}
@@ -167,6 +167,12 @@ func (c *tokenCache) evictSome() {
 		c.remove(k.(string), v.(*cacheEntry))
 		return true
 	})
+}
+
+// fitsEntry reports whether an entry for raw and claims stays within
+// maxCacheEntryBytes, as far as claims.size has been counted.
+func fitsEntry(raw string, claims *Claims) bool {
+	return cacheEntryOverhead+len(raw)+claims.size <= maxCacheEntryBytes
 }
 
 // satAdd is a+b, saturated to the int64 range (claims may sit at its ends).

@@ -334,7 +334,7 @@ func FuzzCaddyfile(f *testing.F) {
 			t.Fatalf("Caddyfile accepted a config Validate refuses: %v", err)
 		}
 		for _, alg := range h.policy().Algorithms {
-			if !supportedAlgs[alg] {
+			if !supported(alg) {
 				t.Fatalf("accepted algorithm %q", alg)
 			}
 		}

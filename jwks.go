@@ -379,7 +379,7 @@ func parseJWK(data []byte) (Key, error) {
 			return k, unusable(skipKeyOps, "key_ops %s does not allow \"verify\"", clipForLog(string(raw)))
 		}
 	}
-	if k.Alg != "" && !supportedAlgs[k.Alg] {
+	if k.Alg != "" && !supported(k.Alg) {
 		return k, unusable(skipAlg, "unsupported alg %s", quoted(k.Alg))
 	}
 	switch kty := stringMember(obj, "kty"); kty {

@@ -137,9 +137,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		cacheSize = *h.CacheSize
 	}
 	h.cache = newTokenCache(cacheSize, policy.Leeway)
-	if h.redirector, err = newLoginRedirector(h.LoginRedirect); err != nil {
-		return err
-	}
+	h.redirector = newLoginRedirector(h.LoginRedirect)
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
 		return err
 	}
@@ -282,7 +280,7 @@ func (h *Handler) Validate() error {
 
 // checkAlgorithm explains why an algorithm name cannot be allowed.
 func checkAlgorithm(alg string) error {
-	if supportedAlgs[alg] {
+	if supported(alg) {
 		return nil
 	}
 	if strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS") {

@@ -55,12 +55,11 @@ type loginRedirector struct {
 	warnLoop  sync.Once
 }
 
-func newLoginRedirector(l *LoginRedirect) (*loginRedirector, error) {
+// newLoginRedirector provisions l, which Handler.Validate has checked
+// (Provision runs it first); nil stays nil.
+func newLoginRedirector(l *LoginRedirect) *loginRedirector {
 	if l == nil {
-		return nil, nil
-	}
-	if err := l.validate(); err != nil {
-		return nil, err
+		return nil
 	}
 	u, _ := url.Parse(l.URL)
 	r := &loginRedirector{url: l.URL, param: l.Param, loginPath: u.Path}
@@ -77,7 +76,7 @@ func newLoginRedirector(l *LoginRedirect) (*loginRedirector, error) {
 	default:
 		r.url += "?"
 	}
-	return r, nil
+	return r
 }
 
 // redirect answers a browser navigation that was refused with 401 by

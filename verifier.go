@@ -20,14 +20,11 @@ const MaxTokenLength = 16 << 10
 // maxKeysPerKID caps signature checks for one token when a set repeats a kid.
 const maxKeysPerKID = 4
 
-// supportedAlgs is the set of names in algorithms.
-var supportedAlgs = func() map[string]bool {
-	m := make(map[string]bool, len(algorithms))
-	for alg := range algorithms {
-		m[alg] = true
-	}
-	return m
-}()
+// supported reports whether this module can verify alg.
+func supported(alg string) bool {
+	_, ok := algorithms[alg]
+	return ok
+}
 
 // Reasons a token is refused. They are shown to clients in
 // error_description, so they never contain token or key material.
@@ -105,7 +102,7 @@ type Verifier struct {
 func NewVerifier(p Policy) (*Verifier, error) {
 	v := &Verifier{policy: p, allowed: make(map[string]bool, len(p.Algorithms))}
 	for _, alg := range p.Algorithms {
-		if !supportedAlgs[alg] {
+		if !supported(alg) {
 			return nil, fmt.Errorf("unsupported algorithm %q", alg)
 		}
 		v.allowed[alg] = true
