@@ -290,9 +290,7 @@ func TestNoKeySetAfterRefetchIs503(t *testing.T) {
 	clock := &fakeClock{}
 	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: 7 * 24 * time.Hour}
 
-	first, _ := startStoredKeySet(t, cfg, storage, clock)
-	waitLoaded(t, first)
-	_ = first.Destruct()
+	storedOnce(t, cfg, storage, clock)
 
 	is.serve(http.StatusServiceUnavailable, nil)
 	clock.advance(6 * 24 * time.Hour)

@@ -357,14 +357,7 @@ func TestSkipReasons(t *testing.T) {
 	key := func(k testKey, changes map[string]any) map[string]any {
 		m := k.jwk()
 		m["kid"] = kid
-		for name, v := range changes {
-			if v == nil {
-				delete(m, name)
-			} else {
-				m[name] = v
-			}
-		}
-		return m
+		return with(m, changes)
 	}
 	huge := strings.Repeat("z", 100<<10)
 	tests := []struct {

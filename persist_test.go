@@ -33,8 +33,19 @@ func startStoredKeySet(t *testing.T, cfg keySetConfig, storage certmagic.Storage
 	return s, logs
 }
 
-// oidcProvider serves discovery and a JWKS whose status can be switched.
-func oidcProvider(t *testing.T, jwks []byte, down *atomic.Bool) string {
+// storedOnce runs a key set until its first load, which saves it to
+// storage, and stops it: what an earlier Caddy process left behind.
+func storedOnce(t *testing.T, cfg keySetConfig, storage certmagic.Storage, clock *fakeClock) (*KeySet, *observer.ObservedLogs) {
+	t.Helper()
+	s, logs := startStoredKeySet(t, cfg, storage, clock)
+	set := waitLoaded(t, s)
+	_ = s.Destruct()
+	return set, logs
+}
+
+// oidcProvider serves discovery and, at jwksPath, a JWKS; down switches
+// both to 503. Its URL is the provider's issuer.
+func oidcProvider(t *testing.T, jwks []byte, down *atomic.Bool, jwksPath string) string {
 	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
@@ -42,8 +53,8 @@ func oidcProvider(t *testing.T, jwks []byte, down *atomic.Bool) string {
 		}
 		switch r.URL.Path {
 		case "/.well-known/openid-configuration":
-			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/jwks"}`, r.Host, r.Host)
-		case "/jwks":
+			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s%s"}`, r.Host, r.Host, jwksPath)
+		case jwksPath:
 			_, _ = w.Write(jwks)
 		}
 	})
@@ -67,7 +78,7 @@ func TestRestartDuringOutageUsesStoredKeys(t *testing.T) {
 			return keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: defaultMaxStale}
 		}},
 		{"oidc", func(t *testing.T, down *atomic.Bool) keySetConfig {
-			return keySetConfig{kind: "oidc", location: oidcProvider(t, jwksJSON(t, k1), down), maxStale: defaultMaxStale}
+			return keySetConfig{kind: "oidc", location: oidcProvider(t, jwksJSON(t, k1), down, "/jwks"), maxStale: defaultMaxStale}
 		}},
 	}
 	for _, tc := range tests {
@@ -77,9 +88,7 @@ func TestRestartDuringOutageUsesStoredKeys(t *testing.T) {
 			storage := &certmagic.FileStorage{Path: t.TempDir()}
 			clock := &fakeClock{}
 
-			first, _ := startStoredKeySet(t, cfg, storage, clock)
-			fresh := waitLoaded(t, first)
-			_ = first.Destruct()
+			fresh, _ := storedOnce(t, cfg, storage, clock)
 			if !storage.Exists(context.Background(), sourceID{cfg.kind, cfg.location}.storageKey()) {
 				t.Fatal("key set not saved to storage")
 			}
@@ -141,9 +150,7 @@ func TestStoredKeySetLimits(t *testing.T) {
 			clock := &fakeClock{}
 			cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: tc.maxStale}
 			is.serve(http.StatusOK, jwksJSON(t, k1))
-			first, _ := startStoredKeySet(t, cfg, storage, clock)
-			waitLoaded(t, first)
-			_ = first.Destruct()
+			storedOnce(t, cfg, storage, clock)
 			if got := storage.Exists(context.Background(), sourceID{"jwks_url", is.URL}.storageKey()); got != tc.stored {
 				t.Fatalf("stored = %v, want %v", got, tc.stored)
 			}
@@ -283,9 +290,7 @@ func TestStoredSetReconfirmedBy304(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	clock := &fakeClock{}
 	cfg := keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: 2 * time.Hour}
-	first, _ := startStoredKeySet(t, cfg, storage, clock)
-	waitLoaded(t, first)
-	_ = first.Destruct()
+	storedOnce(t, cfg, storage, clock)
 
 	down.Store(true)
 	clock.advance(time.Hour)
@@ -316,22 +321,11 @@ func TestStoredKeySetKeyedByKind(t *testing.T) {
 	var down atomic.Bool
 	// One server answers as a JWKS URL (at /) and as an OpenID provider whose
 	// issuer is that same URL.
-	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		switch r.URL.Path {
-		case "/.well-known/openid-configuration":
-			fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"http://%s/"}`, r.Host, r.Host)
-		default:
-			_, _ = w.Write(jwksJSON(t, k1))
-		}
-	})
+	location := oidcProvider(t, jwksJSON(t, k1), &down, "/")
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	clock := &fakeClock{}
-	jwksCfg := keySetConfig{kind: "jwks_url", location: srv.URL, maxStale: time.Hour}
-	oidcCfg := keySetConfig{kind: "oidc", location: srv.URL, maxStale: time.Hour}
+	jwksCfg := keySetConfig{kind: "jwks_url", location: location, maxStale: time.Hour}
+	oidcCfg := keySetConfig{kind: "oidc", location: location, maxStale: time.Hour}
 	start := func(cfg keySetConfig) *KeySet {
 		s, _ := startStoredKeySet(t, cfg, storage, clock)
 		set := s.Refresh(context.Background())
@@ -349,7 +343,7 @@ func TestStoredKeySetKeyedByKind(t *testing.T) {
 
 	// With both kinds saved, each restores its own record.
 	down.Store(false)
-	if set := start(oidcCfg); set == nil || set.Issuer != srv.URL {
+	if set := start(oidcCfg); set == nil || set.Issuer != location {
 		t.Fatal("oidc source did not load with its issuer")
 	}
 	keys, err := storage.List(context.Background(), "idtoken/keysets", true)
@@ -372,7 +366,7 @@ func TestStoredKeySetKeyedByKind(t *testing.T) {
 		issuer string
 	}{
 		{"jwks_url restores its record", jwksCfg, ""},
-		{"oidc restores its record", oidcCfg, srv.URL},
+		{"oidc restores its record", oidcCfg, location},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

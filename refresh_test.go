@@ -315,9 +315,7 @@ func TestKeyFlowLogsDurationsAsText(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	clock := &fakeClock{}
 	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: 7 * time.Hour}
-	first, _ := startStoredKeySet(t, cfg, storage, clock)
-	waitLoaded(t, first)
-	_ = first.Destruct()
+	storedOnce(t, cfg, storage, clock)
 
 	// Restart six hours later with the issuer down: the stored set is used,
 	// then dropped once it is older than max_stale.
@@ -385,9 +383,7 @@ func TestLoggedKIDsAreBounded(t *testing.T) {
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
 	clock := &fakeClock{}
 	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}
-	first, loadLogs := startStoredKeySet(t, cfg, storage, clock)
-	waitLoaded(t, first)
-	_ = first.Destruct()
+	_, loadLogs := storedOnce(t, cfg, storage, clock)
 	is.serve(http.StatusServiceUnavailable, nil)
 	second, restoreLogs := startStoredKeySet(t, cfg, storage, clock)
 	if second.Refresh(context.Background()) == nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -297,6 +299,33 @@ func TestNewVerifierRefusesSymmetricAndNone(t *testing.T) {
 	for _, alg := range []string{"HS256", "HS512", "none", "", "RS1"} {
 		if _, err := NewVerifier(Policy{Algorithms: []string{alg}}); err == nil {
 			t.Errorf("NewVerifier(%q) accepted", alg)
+		}
+	}
+}
+
+// TestRejectForgedWorkBounded: each of BenchmarkRejectForged's tokens (the
+// most expensive one can build without a private key) is refused for its
+// signature, never after decoding its payload: refusing it allocates about
+// as much as refusing the same header over a two-byte payload, whatever the
+// 16 KiB payload holds. (The payload-first parser refused some of these as
+// malformed after walking them, and allocated per nesting level.)
+func TestRejectForgedWorkBounded(t *testing.T) {
+	h, _, _ := oneKeyHandler(t, defaultCacheSize)
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+	refuse := func(name, tok string) float64 {
+		if _, _, rej := h.verify(r, tok); rej == nil || rej.Reason != ReasonSignature {
+			t.Fatalf("%s: %v, want %q", name, rej, ReasonSignature)
+		}
+		return testing.AllocsPerRun(20, func() { h.verify(r, tok) })
+	}
+	for name, tok := range forgedTokens("k1") {
+		parts := strings.Split(tok, ".")
+		small := parts[0] + "." + b64u([]byte("{}")) + "." + parts[2]
+		big, base := refuse(name, tok), refuse(name+" (small payload)", small)
+		// Two allocations of slack: under -race sync.Pool keeps nothing and
+		// counts wobble by one; a payload-walking parser adds thousands.
+		if big > base+2 || big > 64 {
+			t.Errorf("%s: %.0f allocations to refuse, %.0f with a two-byte payload", name, big, base)
 		}
 	}
 }
