@@ -80,9 +80,10 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.URL.Path == s.logoutPath {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return methodNotAllowed(w, "GET, HEAD")
+			return h.methodNotAllowed(w, "GET, HEAD")
 		}
 		s.clearCookie(w, r)
+		h.counts.countPassed(outcomeAnonymous)
 		back := r.URL.Query().Get("return")
 		if !safeReturn(back) {
 			back = "/"
@@ -102,20 +103,22 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		s.clearCookie(w, r)
+		h.counts.countPassed(outcomeAnonymous)
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodOptions:
 		if !s.answerPreflight(w, r) {
-			return methodNotAllowed(w, "POST, DELETE")
+			return h.methodNotAllowed(w, "POST, DELETE")
 		}
+		h.counts.countPassed(outcomePreflight)
 	default:
-		return methodNotAllowed(w, "POST, DELETE")
+		return h.methodNotAllowed(w, "POST, DELETE")
 	}
 	return nil
 }
 
-func methodNotAllowed(w http.ResponseWriter, allow string) error {
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, allow string) error {
 	w.Header().Set("Allow", allow)
-	writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	h.refuseSession(w, http.StatusMethodNotAllowed, "method not allowed", reasonSessionRequest)
 	return nil
 }
 
@@ -124,8 +127,7 @@ func methodNotAllowed(w http.ResponseWriter, allow string) error {
 func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 	token, back, status, why := readSessionPost(w, r)
 	if why != "" {
-		h.logSessionRefusal(why, status)
-		writeJSONError(w, status, "invalid_request", why)
+		h.refuseSession(w, status, why, reasonSessionRequest)
 		return
 	}
 	claims, tok, rej := h.verify(r, token)
@@ -138,11 +140,11 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 			rej = unauthorized(ReasonExpired)
 		} else if cookie := h.session.cookieLine(token, maxAge, secureCookie(r)); len(cookie) > maxCookieBytes {
 			why := fmt.Sprintf("the token makes a %d-byte cookie; browsers keep at most %d bytes", len(cookie), maxCookieBytes)
-			h.logSessionRefusal(why, http.StatusBadRequest)
-			writeJSONError(w, http.StatusBadRequest, "invalid_request", why)
+			h.refuseSession(w, http.StatusBadRequest, why, reasonCookieTooLarge)
 			return
 		} else {
 			w.Header().Add("Set-Cookie", cookie)
+			h.counts.countPassed(outcomeAccepted)
 			if c := h.logger.Check(zapcore.DebugLevel, "session cookie set"); c != nil {
 				c.Write(zap.Any("sub", claims.sub), zap.Int64("max_age", maxAge))
 			}
@@ -156,6 +158,7 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.logRejection(tok, rej)
+	h.counts.count(outcomeRejected, rej.Reason)
 	h.setChallenge(w, r, rej)
 	code := "invalid_token"
 	switch rej.Status {
@@ -246,8 +249,7 @@ func (h *Handler) sessionOriginAllowed(w http.ResponseWriter, r *http.Request) b
 	default:
 		return true
 	}
-	h.logSessionRefusal(why, http.StatusForbidden)
-	writeJSONError(w, http.StatusForbidden, "invalid_request", why)
+	h.refuseSession(w, http.StatusForbidden, why, reasonSessionRequest)
 	return false
 }
 
@@ -406,10 +408,15 @@ func writeJSONError(w http.ResponseWriter, status int, code, why string) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-func (h *Handler) logSessionRefusal(why string, status int) {
+// refuseSession answers a session request refused apart from a token's
+// verification: logged at debug level, counted under reason, and a JSON
+// invalid_request error.
+func (h *Handler) refuseSession(w http.ResponseWriter, status int, why, reason string) {
 	if c := h.logger.Check(zapcore.DebugLevel, "session request refused"); c != nil {
 		c.Write(zap.String("reason", why), zap.Int("status", status))
 	}
+	h.counts.count(outcomeRejected, reason)
+	writeJSONError(w, status, "invalid_request", why)
 }
 
 // validateSession explains why the session_* settings cannot be used.
