@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/zap"
 )
 
 // sample reads one series' value from reg; 0 when it is not there.
@@ -100,6 +101,7 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	defer h.Cleanup()
 	h.now = func() time.Time { return testNow }
+	h.logger = zap.NewNop()
 	reg := ctx.GetMetricsRegistry()
 
 	for _, tc := range tests {

@@ -341,7 +341,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveSession(w, r)
 	}
 	if h.PassCORSPreflight && isPreflight(r) {
-		h.stripToken(r) // nothing was verified: nothing may travel on
+		if rej := h.passPreflight(r); rej != nil {
+			return h.reject(w, r, nil, rej)
+		}
 		setAuthPlaceholders(r, repl, nil)
 		h.counts.countPassed(outcomePreflight)
 		return next.ServeHTTP(w, r)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,7 @@ type sessionEndpoint struct {
 	path       string          // POST creates the cookie, DELETE clears it
 	logoutPath string          // GET clears it and redirects: a plain link logs out
 	cookie     string          // the cookie's name
+	prefixed   bool            // a __Secure- or __Host- name: always Secure
 	domain     string          // its Domain attribute; "" for host-only
 	origins    map[string]bool // session_origins, normalized: also allowed to POST and DELETE
 }
@@ -61,6 +63,7 @@ func newSessionEndpoint(h *Handler) *sessionEndpoint {
 	if s.cookie == "" {
 		s.cookie = defaultSessionCookie
 	}
+	s.prefixed = hasPrefixFold(s.cookie, "__Secure-") || hasPrefixFold(s.cookie, "__Host-")
 	for _, o := range h.SessionOrigins {
 		origin, _ := parseOrigin(o)
 		s.origins[origin] = true
@@ -138,7 +141,11 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 		exp, _, _ := numericDate(claims.m, "exp")
 		if maxAge := (exp - h.now().UnixNano()) / 1e9; maxAge < 1 {
 			rej = unauthorized(ReasonExpired)
-		} else if cookie := h.session.cookieLine(token, maxAge, secureCookie(r)); len(cookie) > maxCookieBytes {
+		} else if !h.session.coversHost(r.Host) {
+			why := "session_domain " + h.session.domain + " does not cover this host: browsers would refuse the cookie"
+			h.refuseSession(w, http.StatusBadRequest, why, reasonSessionRequest)
+			return
+		} else if cookie := h.session.cookieLine(token, maxAge, h.session.secure(r)); len(cookie) > maxCookieBytes {
 			why := fmt.Sprintf("the token makes a %d-byte cookie; browsers keep at most %d bytes", len(cookie), maxCookieBytes)
 			h.refuseSession(w, http.StatusBadRequest, why, reasonCookieTooLarge)
 			return
@@ -305,7 +312,23 @@ func (s *sessionEndpoint) cookieLine(token string, maxAge int64, secure bool) st
 // clearCookie expires the session cookie, with the attributes it was set
 // with (a cookie is only replaced by one of the same name, path and domain).
 func (s *sessionEndpoint) clearCookie(w http.ResponseWriter, r *http.Request) {
-	w.Header().Add("Set-Cookie", s.cookieLine("", 0, secureCookie(r)))
+	w.Header().Add("Set-Cookie", s.cookieLine("", 0, s.secure(r)))
+}
+
+// coversHost reports whether a browser would accept the cookie's Domain
+// from hostport: the host is the domain or below it (RFC 6265 section
+// 5.3, step 6).
+func (s *sessionEndpoint) coversHost(hostport string) bool {
+	if s.domain == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	domain := strings.ToLower(strings.TrimPrefix(s.domain, "."))
+	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
 // carries reports whether r holds a non-empty session cookie.
@@ -318,12 +341,17 @@ func (s *sessionEndpoint) carries(r *http.Request) bool {
 	return f.present
 }
 
-// secureCookie tells whether the cookie gets Secure. Only a plain-HTTP
-// request to a loopback host name goes without, so the offline demo works
-// on http://localhost; browsers treat loopback as a secure context anyway.
-// Behind a TLS-terminating proxy the public Host still gets Secure.
-func secureCookie(r *http.Request) bool {
-	return r.TLS != nil || !isLoopbackHost(r.Host)
+// secure tells whether the cookie gets Secure. Only a plain-HTTP request
+// to a loopback host goes without, so the offline demo works on
+// http://localhost (browsers treat loopback as a secure context anyway).
+// Anything that says HTTPS keeps it: TLS, a proxy's X-Forwarded-Proto (a
+// proxy that rewrites Host to 127.0.0.1 must not cost the flag; believing
+// an untrusted one here only ever adds it), an https Origin; and so does a
+// __Secure- or __Host- name, which browsers drop without it.
+func (s *sessionEndpoint) secure(r *http.Request) bool {
+	return r.TLS != nil || !isLoopbackHost(r.Host) || s.prefixed ||
+		strings.Contains(strings.ToLower(strings.Join(r.Header.Values("X-Forwarded-Proto"), ",")), "https") ||
+		hasPrefixFold(r.Header.Get("Origin"), "https:")
 }
 
 func isLoopbackHost(hostport string) bool {
@@ -392,6 +420,11 @@ func parseOrigin(o string) (string, error) {
 	case net.ParseIP(u.Hostname()) == nil && !isHostName(u.Hostname()):
 		return "", fmt.Errorf("%q is not an origin: %q is not a host name", o, u.Hostname())
 	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q is not an origin: port %s is out of range", o, port)
+		}
+	}
 	host := strings.ToLower(u.Host)
 	if port := u.Port(); (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
 		host = strings.TrimSuffix(host, ":"+port)
@@ -441,8 +474,8 @@ func (h *Handler) validateSession() error {
 	if err := checkCookieDomain(h.SessionDomain); h.SessionDomain != "" && err != nil {
 		return err
 	}
-	if strings.HasPrefix(h.SessionCookie, "__Host-") && h.SessionDomain != "" {
-		return errors.New("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
+	if err := checkHostPrefix(h.SessionCookie, h.SessionDomain); err != nil {
+		return err
 	}
 	for _, o := range h.SessionOrigins {
 		if _, err := parseOrigin(o); err != nil {
@@ -458,8 +491,19 @@ func checkSessionPath(p string) error {
 	switch {
 	case !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//"):
 		return fmt.Errorf("session_path: %q must be a path starting with a single /", p)
+	case p == "/" || path.Clean(p) != strings.TrimSuffix(p, "/"):
+		return fmt.Errorf("session_path: %q must be a clean path below / (no //, . or .. segments)", p)
 	case strings.ContainsAny(p, "?#%") || strings.ContainsFunc(p, func(c rune) bool { return c <= ' ' || c == 0x7f }):
 		return fmt.Errorf("session_path: %q must be a plain path (no query, fragment, escapes, spaces or control characters)", p)
+	}
+	return nil
+}
+
+// checkHostPrefix refuses a Domain on a __Host- cookie, which browsers
+// (matching the prefix in any case) would drop.
+func checkHostPrefix(name, domain string) error {
+	if hasPrefixFold(name, "__Host-") && domain != "" {
+		return errors.New("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
 	}
 	return nil
 }
