@@ -44,8 +44,8 @@ func thumbprint(pub crypto.PublicKey) string {
 	return b64url(sum[:])
 }
 
-// keyType is the JWK kty and crv ("" for RSA) of a public key this module uses.
-func keyType(pub crypto.PublicKey) (kty, crv string) {
+// jwkType is the JWK kty and crv ("" for RSA) of a public key this module uses.
+func jwkType(pub crypto.PublicKey) (kty, crv string) {
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		return "RSA", ""

@@ -105,8 +105,8 @@ func TestThumbprintGeneratedKeys(t *testing.T) {
 			if len(want) != 43 || strings.ContainsAny(want, "+/=") {
 				t.Fatalf("thumbprint %q is not unpadded base64url of 32 bytes", want)
 			}
-			if kty, crv := keyType(k.Public); kty != tc.kty || crv != tc.crv {
-				t.Fatalf("keyType = %q, %q; want %q, %q", kty, crv, tc.kty, tc.crv)
+			if kty, crv := jwkType(k.Public); kty != tc.kty || crv != tc.crv {
+				t.Fatalf("jwkType = %q, %q; want %q, %q", kty, crv, tc.kty, tc.crv)
 			}
 			if other, dup := seen[want]; dup {
 				t.Fatalf("same thumbprint as %s", other)
