@@ -161,7 +161,8 @@ func (id sourceID) metricSource() string {
 
 // RefreshingKeySet keeps a source's current KeySet and refreshes it in one
 // background goroutine. Requests read the snapshot without locking; the
-// mutex only coordinates refetch requests, never I/O.
+// mutex only coordinates refetch requests and guards the fetch status; it is
+// never held during I/O.
 type RefreshingKeySet struct {
 	src         source
 	id          sourceID     // the configured source; names its stored copy
