@@ -35,7 +35,13 @@ type Key struct {
 	Alg    string           // the key's "alg" member; empty when the set did not say
 	Public crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 	rsa    *rsaVerifyKey    // Public prepared for RS256/384/512; set by NewKeySet
+	thumb  string           // RFC 7638 thumbprint of Public; set by NewKeySet
 }
+
+// Thumbprint is the key's RFC 7638 SHA-256 JWK thumbprint (base64url, no
+// padding), computed once when its set was built; "" for a Key that did not
+// come from NewKeySet.
+func (k *Key) Thumbprint() string { return k.thumb }
 
 // verifies reports whether t's signature is valid under k. t.Alg must fit k.
 func (k *Key) verifies(t *Token) bool { return k.verifySignature(t.Alg, t.signed, t.sig) }
@@ -83,7 +89,7 @@ type origin struct {
 }
 
 // NewKeySet builds a snapshot from a copy of keys, preparing RSA keys for
-// verification.
+// verification and computing each key's thumbprint.
 func NewKeySet(keys []Key) *KeySet {
 	s := &KeySet{keys: slices.Clone(keys), byKID: make(map[string][]*Key, len(keys))}
 	for i := range s.keys {
@@ -91,6 +97,7 @@ func NewKeySet(keys []Key) *KeySet {
 		if pub, ok := k.Public.(*rsa.PublicKey); ok {
 			k.rsa = newRSAVerifyKey(pub)
 		}
+		k.thumb = thumbprint(k.Public)
 		s.byKID[k.ID] = append(s.byKID[k.ID], k)
 	}
 	return s

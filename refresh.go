@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,9 +62,107 @@ func releaseKeySet(cfg keySetConfig) error {
 	return err
 }
 
+// liveKeySet is one entry of the keySets pool.
+type liveKeySet struct {
+	cfg      keySetConfig
+	set      *RefreshingKeySet
+	handlers int // the pool's reference count: loaded handlers using the set
+}
+
+// liveSets lists the pool's sets in a stable order: by kind, location, then
+// refresh settings (sets of one source with different settings are
+// distinct). A set released while the list is made is left out.
+func liveSets() []liveKeySet {
+	var live []liveKeySet
+	keySets.Range(func(key, value any) bool {
+		// Only collect: Range holds the pool's lock, and References takes it again.
+		live = append(live, liveKeySet{cfg: key.(keySetConfig), set: value.(*RefreshingKeySet)})
+		return true
+	})
+	kept := live[:0]
+	for _, l := range live {
+		if n, ok := keySets.References(l.cfg); ok {
+			l.handlers = n
+			kept = append(kept, l)
+		}
+	}
+	slices.SortFunc(kept, func(a, b liveKeySet) int {
+		return cmp.Or(
+			cmp.Compare(a.cfg.kind, b.cfg.kind),
+			cmp.Compare(a.cfg.location, b.cfg.location),
+			cmp.Compare(a.cfg.refreshInterval, b.cfg.refreshInterval),
+			cmp.Compare(a.cfg.minRefresh, b.cfg.minRefresh),
+			cmp.Compare(a.cfg.maxStale, b.cfg.maxStale),
+			cmp.Compare(a.cfg.timeout, b.cfg.timeout))
+	})
+	return kept
+}
+
+// keySetStatus is a point-in-time copy of one live key set's state. Nothing
+// in it changes after it is made: Set is an immutable snapshot and the rest
+// are copies.
+type keySetStatus struct {
+	Kind     string // "gigya", "oidc", "jwks_url" or "jwks_file"
+	Location string // as configured: Gigya's getJWTPublicKey URL with its query, the OIDC issuer, the JWKS URL or file path
+	// Source is the metrics label: Location, except that a Gigya URL loses
+	// its query (apiKey=...&V2=true), so labels name the data center's
+	// endpoint rather than carry a site's API key. Two live sets can
+	// therefore share a Source (two Gigya sites on one data center, or one
+	// location with different refresh settings): add their values up.
+	Source   string
+	Handlers int     // loaded handlers using the set
+	Set      *KeySet // the keys in use (Len, Issuer, Loaded); nil before any loaded
+	// Stale: Set was restored from storage and the issuer has not been
+	// reached since (the first fetch that reaches it, 200 or 304, replaces
+	// or reconfirms it). The admin API's from_storage, the stale gauge.
+	Stale bool
+	fetchStatus
+}
+
+// liveKeySets returns the status of every live key set, in liveSets' order.
+// It is cheap and safe to call at any time (a metrics scrape, an admin
+// request): it takes the pool's read lock and each set's mutex only to
+// copy a few fields, never while the key flow does I/O, and it changes no
+// state.
+func liveKeySets() []keySetStatus {
+	live := liveSets()
+	out := make([]keySetStatus, len(live))
+	for i, l := range live {
+		out[i] = l.set.statusOf(l.handlers)
+	}
+	return out
+}
+
+// statusOf copies the set's state.
+func (s *RefreshingKeySet) statusOf(handlers int) keySetStatus {
+	s.mu.Lock()
+	fs := s.status
+	s.mu.Unlock()
+	set := s.current.Load()
+	return keySetStatus{
+		Kind:        s.id.kind,
+		Location:    s.id.location,
+		Source:      s.id.metricSource(),
+		Handlers:    handlers,
+		Set:         set,
+		Stale:       set != nil && set.origin.fromStorage,
+		fetchStatus: fs,
+	}
+}
+
+// metricSource is the source label for the set id names (see keySetStatus.Source).
+func (id sourceID) metricSource() string {
+	if id.kind != "gigya" {
+		return id.location
+	}
+	u, _, _ := strings.Cut(id.location, "?")
+	return u
+}
+
 // RefreshingKeySet keeps a source's current KeySet and refreshes it in one
 // background goroutine. Requests read the snapshot without locking; the
-// mutex only coordinates refetch requests, never I/O.
+// mutex only coordinates refetch requests and guards the fetch status; it is
+// never held during I/O.
 type RefreshingKeySet struct {
 	src         source
 	id          sourceID     // the configured source; names its stored copy
@@ -83,13 +182,39 @@ type RefreshingKeySet struct {
 
 	mu        sync.Mutex
 	pending   chan struct{} // closed when the queued or running fetch ends
+	running   bool          // the pending fetch has started
+	again     chan struct{} // a forced fetch queued behind the running one; closed when it ends
 	lastFetch time.Time
 	stopped   bool
 	wake      chan struct{} // capacity 1; holds a token only while pending != nil
+	status    fetchStatus   // written by the refresh goroutine (and the constructor)
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
+
+// fetchStatus is the key flow's account of its fetches, for the admin API
+// and metrics. Only the refresh goroutine writes it (and the constructor,
+// before that starts), under mu; readers copy it under mu. Requests never
+// touch it.
+type fetchStatus struct {
+	NextRefresh time.Time   // when the next scheduled fetch is due
+	LastError   string      // why the last fetch failed; "" once one succeeds
+	LastSuccess time.Time   // end of the last fetch that brought keys or a 304; zero before one
+	Fetches     fetchCounts // every fetch since the set started
+}
+
+// fetchCounts counts fetches by result. A jwks_file's read at start counts
+// as OK.
+type fetchCounts struct {
+	OK          uint64 // a usable key document
+	NotModified uint64 // HTTP 304: the current set confirmed
+	Error       uint64 // anything else (the set in use is kept)
+}
+
+// maxErrorText bounds LastError: an error can quote what a hostile issuer
+// sent (a jwks_uri from a 1 MiB discovery document).
+const maxErrorText = 1024
 
 // storageRef boxes a storage so it can be swapped atomically.
 type storageRef struct{ certmagic.Storage }
@@ -143,10 +268,13 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 		s.logLoaded(res.set)
 		s.lastFetch = s.now()
 		first = s.refreshAfter(0)
+		s.status.Fetches.OK++
+		s.status.LastSuccess = s.lastFetch
 	} else {
 		// Requests that arrive before the first fetch ends wait for it.
 		s.pending = make(chan struct{})
 	}
+	s.status.NextRefresh = s.now().Add(first)
 	go s.run(ctx, first)
 	return s, nil
 }
@@ -161,27 +289,51 @@ func (s *RefreshingKeySet) Current() *KeySet { return s.current.Load() }
 // kids cannot become a flood of fetches. It returns the key set current after
 // the wait.
 func (s *RefreshingKeySet) Refresh(ctx context.Context) *KeySet {
-	if ch := s.requestFetch(); ch != nil {
-		t := time.NewTimer(s.timeout)
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	s.await(ctx, s.requestFetch(false))
 	return s.current.Load()
 }
 
+// refreshNow is an operator's "fetch now" (the admin API): it ignores
+// min_refresh_interval, and the fetch it waits for starts after the call,
+// so keys an issuer published just before are seen. Callers that arrive
+// together share one fetch: a fetch queued but not started is joined; one
+// already running is followed by one more fetch, shared by every forced
+// call that arrives while it runs. It waits like Refresh, at most the fetch
+// timeout.
+func (s *RefreshingKeySet) refreshNow(ctx context.Context) {
+	s.await(ctx, s.requestFetch(true))
+}
+
+// await waits until ch (nil: nothing to wait for) is closed, ctx ends or the
+// fetch timeout passes.
+func (s *RefreshingKeySet) await(ctx context.Context, ch <-chan struct{}) {
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // requestFetch returns a channel closed when the fetch serving this request
-// ends, or nil when no fetch will happen (rate floor, or stopped).
-func (s *RefreshingKeySet) requestFetch() <-chan struct{} {
+// ends, or nil when no fetch will happen (rate floor, or stopped). A forced
+// request skips the rate floor and does not join a fetch already running.
+func (s *RefreshingKeySet) requestFetch(force bool) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending != nil {
+	switch {
+	case s.pending != nil && force && s.running:
+		if s.again == nil {
+			s.again = make(chan struct{})
+		}
+		return s.again
+	case s.pending != nil:
 		return s.pending
-	}
-	if s.stopped || s.now().Sub(s.lastFetch) < s.minInterval {
+	case s.stopped, !force && s.now().Sub(s.lastFetch) < s.minInterval:
 		return nil
 	}
 	s.pending = make(chan struct{})
@@ -200,21 +352,24 @@ func (s *RefreshingKeySet) run(ctx context.Context, first time.Duration) {
 		case <-ctx.Done():
 			s.mu.Lock()
 			s.stopped = true
-			if s.pending != nil {
-				close(s.pending)
-				s.pending = nil
+			for _, ch := range []chan struct{}{s.pending, s.again} {
+				if ch != nil {
+					close(ch)
+				}
 			}
+			s.pending, s.again = nil, nil
 			s.mu.Unlock()
 			return
 		case <-timer.C:
-			s.mu.Lock()
-			if s.pending == nil {
-				s.pending = make(chan struct{})
-			}
-			s.mu.Unlock()
 		case <-s.wake:
 			// a request queued a fetch; s.pending is set
 		}
+		s.mu.Lock()
+		if s.pending == nil { // the schedule's fetch; requests may join it
+			s.pending = make(chan struct{})
+		}
+		s.running = true
+		s.mu.Unlock()
 		timer.Reset(s.fetchOnce(ctx, &backoff))
 	}
 }
@@ -265,17 +420,32 @@ func (s *RefreshingKeySet) fetchOnce(ctx context.Context, backoff *time.Duration
 	switch {
 	case err == nil && res.notModified:
 		s.current.Store(res.set) // same keys: same generation
+		s.status.Fetches.NotModified++
 	case err == nil:
 		s.current.Store(s.stamp(res.set))
+		s.status.Fetches.OK++
+	default:
+		s.status.Fetches.Error++
+		s.status.LastError = clip(err.Error(), maxErrorText)
 	}
 	s.lastFetch = s.now()
+	if err == nil {
+		s.status.LastError = ""
+		s.status.LastSuccess = s.lastFetch
+	}
+	s.status.NextRefresh = s.lastFetch.Add(next)
 	if s.pending != nil {
 		close(s.pending)
 		s.pending = nil
 	}
+	s.running = false
 	select { // a wake sent for the fetch that just ended is spent
 	case <-s.wake:
 	default:
+	}
+	if s.again != nil { // forced calls arrived during this fetch: one more
+		s.pending, s.again = s.again, nil
+		s.wake <- struct{}{}
 	}
 	s.mu.Unlock()
 

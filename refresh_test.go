@@ -426,3 +426,195 @@ func TestLoggedKIDsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchStatus: the counts, last error and times the admin API and the
+// metrics read, through a load, a 304, failures and a recovery.
+func TestFetchStatus(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	is.setHeader("ETag", `"v1"`)
+	clock := &fakeClock{}
+	s, _ := startKeySet(t, "jwks_url", is.URL, time.Hour, clock)
+	waitLoaded(t, s)
+	first := s.statusOf(0)
+
+	tests := []struct {
+		name      string
+		issuer    func() // how the issuer answers the next fetch
+		want      fetchCounts
+		wantError string // a part of LastError; "" wants none
+		success   bool   // LastSuccess moves
+		nextIn    time.Duration
+	}{
+		{"304 confirms the set", func() {
+			is.misbehave(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNotModified) })
+		}, fetchCounts{OK: 1, NotModified: 1}, "", true, time.Hour},
+		{"HTTP 503", func() { is.misbehave(nil); is.serve(http.StatusServiceUnavailable, []byte("down")) },
+			fetchCounts{OK: 1, NotModified: 1, Error: 1}, "HTTP 503", false, time.Second},
+		{"Gigya error envelope", func() { is.serve(http.StatusOK, []byte(gigyaInvalidAPIKey)) },
+			fetchCounts{OK: 1, NotModified: 1, Error: 2}, "errorCode 400093", false, 2 * time.Second},
+		{"recovered", func() { is.serve(http.StatusOK, jwksJSON(t, k1)) },
+			fetchCounts{OK: 2, NotModified: 1, Error: 2}, "", true, time.Hour},
+	}
+	prev := first
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.issuer()
+			clock.advance(time.Minute)
+			s.refreshNow(context.Background())
+			st := s.statusOf(0)
+			if st.Fetches != tc.want {
+				t.Errorf("fetches = %+v, want %+v", st.Fetches, tc.want)
+			}
+			if tc.wantError == "" && st.LastError != "" || !strings.Contains(st.LastError, tc.wantError) {
+				t.Errorf("last error = %q, want %q", st.LastError, tc.wantError)
+			}
+			if moved := st.LastSuccess.After(prev.LastSuccess); moved != tc.success {
+				t.Errorf("last success %v -> %v, want moved = %v", prev.LastSuccess, st.LastSuccess, tc.success)
+			}
+			if due := st.NextRefresh.Sub(clock.now()); due > tc.nextIn || due < tc.nextIn-time.Second {
+				t.Errorf("next refresh due in %v, want %v", due, tc.nextIn)
+			}
+			if st.Set == nil || st.Set.Lookup("k1") == nil || st.Stale {
+				t.Errorf("set in use: %v, stale %v; want k1, not stale", st.Set, st.Stale)
+			}
+			prev = st
+		})
+	}
+	if first.Fetches != (fetchCounts{OK: 1}) || first.LastSuccess.IsZero() || first.LastError != "" {
+		t.Errorf("after the first load: %+v", first.fetchStatus)
+	}
+}
+
+// TestFetchStatusBoundsLastError: an error can quote what the issuer sent;
+// what the status keeps of it is bounded.
+func TestFetchStatusBoundsLastError(t *testing.T) {
+	huge := "http://127.0.0.1/" + strings.Repeat("j", 100<<10)
+	srv := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"issuer":"http://%s","jwks_uri":"%s\u0000"}`, r.Host, huge)
+	})
+	s, _ := startKeySet(t, "oidc", srv.URL, time.Hour, &fakeClock{})
+	s.Refresh(context.Background())
+	if got := s.statusOf(0).LastError; len(got) == 0 || len(got) > maxErrorText+30 {
+		t.Fatalf("last error of %d bytes, want 1..%d", len(got), maxErrorText+30)
+	}
+}
+
+// TestStaleWhileServingStoredSet: a set restored from storage because the
+// issuer is down is stale until a fetch reaches the issuer.
+func TestStaleWhileServingStoredSet(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	clock := &fakeClock{}
+	cfg := keySetConfig{kind: "jwks_url", location: is.URL, maxStale: time.Hour}
+	storedOnce(t, cfg, storage, clock)
+
+	is.serve(http.StatusServiceUnavailable, nil)
+	s, _ := startStoredKeySet(t, cfg, storage, clock)
+	s.Refresh(context.Background())
+	st := s.statusOf(0)
+	if !st.Stale || st.Set == nil || st.LastError == "" || !st.LastSuccess.IsZero() || st.Fetches != (fetchCounts{Error: 1}) {
+		t.Fatalf("restored during an outage: stale %v, last error %q, last success %v, fetches %+v",
+			st.Stale, st.LastError, st.LastSuccess, st.Fetches)
+	}
+	is.serve(http.StatusOK, jwksJSON(t, k1))
+	s.refreshNow(context.Background())
+	if st := s.statusOf(0); st.Stale || st.LastError != "" || st.LastSuccess.IsZero() {
+		t.Fatalf("after the issuer recovered: stale %v, last error %q, last success %v", st.Stale, st.LastError, st.LastSuccess)
+	}
+}
+
+// TestForcedRefresh: an operator's refresh ignores min_refresh_interval, and
+// forced calls that arrive while a fetch runs share one fetch after it
+// (which sees what the issuer serves after the call), while requests join
+// the running one.
+func TestForcedRefresh(t *testing.T) {
+	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
+	is := newIssuer(t, jwksJSON(t, k1))
+	s, _ := startKeySet(t, "jwks_url", is.URL, time.Hour, &fakeClock{})
+	waitLoaded(t, s)
+
+	s.Refresh(context.Background())
+	if got := is.hits.Load(); got != 1 {
+		t.Fatalf("a request inside min_refresh_interval fetched: %d hits", got)
+	}
+	s.refreshNow(context.Background())
+	if got := is.hits.Load(); got != 2 {
+		t.Fatalf("forced refresh inside min_refresh_interval: %d hits, want 2", got)
+	}
+
+	block := make(chan struct{})
+	is.mu.Lock()
+	is.blocked = block
+	is.mu.Unlock()
+	running := s.requestFetch(true)
+	for is.hits.Load() < 3 { // the fetch is at the issuer
+		time.Sleep(time.Millisecond)
+	}
+	is.serve(http.StatusOK, jwksJSON(t, k2)) // rotated after that fetch was sent
+	if ch := s.requestFetch(false); ch != running {
+		t.Fatal("a request did not join the running fetch")
+	}
+	after := s.requestFetch(true)
+	if after == running {
+		t.Fatal("a forced refresh joined the fetch that was already running")
+	}
+	for range 20 {
+		if ch := s.requestFetch(true); ch != after {
+			t.Fatal("forced refreshes during one fetch do not share the next")
+		}
+	}
+	close(block)
+	for _, ch := range []<-chan struct{}{running, after} {
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatal("fetch did not end")
+		}
+	}
+	if got := is.hits.Load(); got != 4 {
+		t.Fatalf("issuer hit %d times, want 4 (load, forced, running, one shared after it)", got)
+	}
+	if s.Current().Lookup("k2") == nil {
+		t.Fatal("the fetch after the forced call did not pick up the rotated key")
+	}
+}
+
+// TestLiveKeySets: every set in the pool, in a stable order, with its
+// handler count and its metrics source.
+func TestLiveKeySets(t *testing.T) {
+	is := newIssuer(t, jwksJSON(t, newRSAKey(t, "k1", 0)))
+	gigyaURL := is.URL + "/accounts.getJWTPublicKey?apiKey=3_abc&V2=true"
+	configs := []keySetConfig{ // in the order liveKeySets lists them
+		{kind: "gigya", location: gigyaURL, minRefresh: time.Hour},
+		{kind: "jwks_url", location: is.URL + "/a", minRefresh: time.Hour},
+		{kind: "jwks_url", location: is.URL + "/a", minRefresh: 2 * time.Hour},
+		{kind: "jwks_url", location: is.URL + "/b", minRefresh: time.Hour},
+	}
+	wantSource := []string{is.URL + "/accounts.getJWTPublicKey", is.URL + "/a", is.URL + "/a", is.URL + "/b"}
+	wantHandlers := []int{1, 2, 1, 3}
+	for i := len(configs) - 1; i >= 0; i-- { // acquired out of order
+		for range wantHandlers[i] {
+			if _, err := acquireKeySet(configs[i], zap.NewNop, nil); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = releaseKeySet(configs[i]) })
+		}
+	}
+	var got []keySetStatus
+	for _, st := range liveKeySets() {
+		if strings.HasPrefix(st.Location, is.URL) {
+			got = append(got, st)
+		}
+	}
+	if len(got) != len(configs) {
+		t.Fatalf("%d live sets, want %d", len(got), len(configs))
+	}
+	for i, st := range got {
+		if st.Kind != configs[i].kind || st.Location != configs[i].location || st.Source != wantSource[i] || st.Handlers != wantHandlers[i] {
+			t.Errorf("set %d: %s %s source %s handlers %d; want %s %s source %s handlers %d", i,
+				st.Kind, st.Location, st.Source, st.Handlers, configs[i].kind, configs[i].location, wantSource[i], wantHandlers[i])
+		}
+	}
+}
