@@ -436,13 +436,7 @@ func TestAdminOnCaddyAdminEndpoint(t *testing.T) {
 	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
 	is := newIssuer(t, jwksJSON(t, k1))
 	adminPort, site := freePort(t), freePort(t)
-	defer func() {
-		// caddy.Stop leaves the admin endpoint running; a config without one stops it.
-		loadCaddyfile(t, "{\n\tadmin off\n\tpersist_config off\n}\n")
-		if err := caddy.Stop(); err != nil {
-			t.Error(err)
-		}
-	}()
+	defer stopCaddyWithAdmin(t)
 	loadCaddyfile(t, fmt.Sprintf(`{
 	admin 127.0.0.1:%[1]d
 	persist_config off

@@ -42,6 +42,17 @@ func loadCaddyfile(t *testing.T, src string) {
 	}
 }
 
+// stopCaddyWithAdmin stops a Caddy loaded with an admin endpoint:
+// caddy.Stop leaves the admin endpoint running; a config without one stops
+// it.
+func stopCaddyWithAdmin(t *testing.T) {
+	t.Helper()
+	loadCaddyfile(t, "{\n\tadmin off\n\tpersist_config off\n}\n")
+	if err := caddy.Stop(); err != nil {
+		t.Error(err)
+	}
+}
+
 type response struct {
 	status    int
 	body      string

@@ -138,6 +138,10 @@ type metricsCollector struct{ counts *requestCounts }
 func (metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
 	ch <- cacheLookupsDesc
+	ch <- fetchesDesc
+	ch <- keysDesc
+	ch <- lastSuccessDesc
+	ch <- staleDesc
 }
 
 func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -154,6 +158,65 @@ func (m metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(m.counts.hits.Load()), "hit")
 	ch <- prometheus.MustNewConstMetric(cacheLookupsDesc, prometheus.CounterValue, float64(m.counts.misses.Load()), "miss")
+	collectKeySets(ch, liveKeySets())
+}
+
+var (
+	fetchesDesc = prometheus.NewDesc("caddy_idtoken_keyset_fetches_total",
+		"Fetches of key sets, by configured source and result (ok, not_modified, error).", []string{"source", "result"}, nil)
+	keysDesc = prometheus.NewDesc("caddy_idtoken_keyset_keys",
+		"Usable keys in the current key set of a source.", []string{"source"}, nil)
+	lastSuccessDesc = prometheus.NewDesc("caddy_idtoken_keyset_last_success_timestamp_seconds",
+		"When a fetch of the source last brought keys or confirmed them (304); 0 before one did.", []string{"source"}, nil)
+	staleDesc = prometheus.NewDesc("caddy_idtoken_keyset_stale",
+		"1 while the source's keys were restored from storage because the issuer cannot be reached, else 0.", []string{"source"}, nil)
+)
+
+// sourceSamples are one source's key-set values. Several live sets can
+// share a source label (two Gigya sites on one data center, or one location
+// under two refresh settings during a reload): their fetch counts add up,
+// and the gauges take the largest value (the same keys, the latest
+// success, stale if any is).
+type sourceSamples struct {
+	fetches           fetchCounts
+	keys, lastSuccess float64
+	stale             float64
+}
+
+// collectKeySets emits the series of the live key sets: a source that no
+// loaded config uses any more has no live set, so its series are gone.
+func collectKeySets(ch chan<- prometheus.Metric, live []keySetStatus) {
+	bySource := map[string]*sourceSamples{}
+	var order []string
+	for _, st := range live {
+		v := bySource[st.Source]
+		if v == nil {
+			v = new(sourceSamples)
+			bySource[st.Source] = v
+			order = append(order, st.Source)
+		}
+		v.fetches.OK += st.Fetches.OK
+		v.fetches.NotModified += st.Fetches.NotModified
+		v.fetches.Error += st.Fetches.Error
+		if st.Set != nil {
+			v.keys = max(v.keys, float64(st.Set.Len()))
+		}
+		if !st.LastSuccess.IsZero() {
+			v.lastSuccess = max(v.lastSuccess, float64(st.LastSuccess.UnixNano())/1e9)
+		}
+		if st.Stale {
+			v.stale = 1
+		}
+	}
+	for _, source := range order {
+		v := bySource[source]
+		ch <- prometheus.MustNewConstMetric(fetchesDesc, prometheus.CounterValue, float64(v.fetches.OK), source, "ok")
+		ch <- prometheus.MustNewConstMetric(fetchesDesc, prometheus.CounterValue, float64(v.fetches.NotModified), source, "not_modified")
+		ch <- prometheus.MustNewConstMetric(fetchesDesc, prometheus.CounterValue, float64(v.fetches.Error), source, "error")
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, v.keys, source)
+		ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue, v.lastSuccess, source)
+		ch <- prometheus.MustNewConstMetric(staleDesc, prometheus.GaugeValue, v.stale, source)
+	}
 }
 
 // registerMetrics registers the collector in a config's registry once; the
