@@ -10,7 +10,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -21,7 +20,6 @@ import (
 	"maps"
 	"math"
 	"math/big"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -702,7 +700,7 @@ func (c *cli) warnSkipped(cfg keySetConfig, skipped SkippedKeys) {
 // the handler's fetch timeout. A check from the command line wants the
 // issuer's answer now, or the reason there is none.
 func fetchKeySetOnce(ctx context.Context, cfg keySetConfig) (*KeySet, SkippedKeys, error) {
-	src, client, err := oneShotSource(cfg)
+	src, client, err := newSource(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -716,22 +714,6 @@ func fetchKeySetOnce(ctx context.Context, cfg keySetConfig) (*KeySet, SkippedKey
 		return nil, res.skipped, err
 	}
 	return res.set, res.skipped, nil
-}
-
-// oneShotSource builds the source newRefreshingKeySet builds for cfg, with
-// a client of its own for the caller to close.
-func oneShotSource(cfg keySetConfig) (source, *http.Client, error) {
-	switch cfg.kind {
-	case "jwks_file":
-		return &fileSource{path: cfg.location}, nil, nil
-	case "oidc":
-		client := newHTTPClient()
-		return &discoverySource{issuer: cfg.location, client: client}, client, nil
-	case "gigya", "jwks_url":
-		client := newHTTPClient()
-		return &jwksSource{url: cfg.location, client: client}, client, nil
-	}
-	return nil, nil, fmt.Errorf("unknown key source kind %q", cfg.kind)
 }
 
 // ---- keygen ----
@@ -769,7 +751,7 @@ func (o *keygenOptions) run(c *cli, args []string) int {
 	if err != nil {
 		return c.fail("keygen", err)
 	}
-	jwk.Kid = cmp.Or(o.kid, jwk.thumbprint())
+	jwk.Kid = cmp.Or(o.kid, thumbprint(priv.Public()))
 	jwks, err := marshalJSON(map[string]any{"keys": []publicJWK{jwk}}, "  ")
 	if err != nil {
 		return c.fail("keygen", err)
@@ -872,27 +854,6 @@ func newPublicJWK(pub crypto.PublicKey) (publicJWK, error) {
 		j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64.EncodeToString(k)
 	}
 	return j, nil
-}
-
-// thumbprint is the key's RFC 7638 SHA-256 thumbprint, base64url: the hash
-// of its required members (RFC 8037 for OKP), in lexicographic order,
-// without whitespace. The struct's fields are in that order and omitted
-// when empty, and every value is plain ASCII, so encoding/json writes the
-// canonical form.
-func (j publicJWK) thumbprint() string {
-	canonical, err := json.Marshal(struct {
-		Crv string `json:"crv,omitempty"`
-		E   string `json:"e,omitempty"`
-		Kty string `json:"kty"`
-		N   string `json:"n,omitempty"`
-		X   string `json:"x,omitempty"`
-		Y   string `json:"y,omitempty"`
-	}{j.Crv, j.E, j.Kty, j.N, j.X, j.Y})
-	if err != nil {
-		panic(err) // strings only: cannot fail
-	}
-	sum := sha256.Sum256(canonical)
-	return b64.EncodeToString(sum[:])
 }
 
 // signingAlg is the JWS algorithm the handler verifies a key's signatures

@@ -219,6 +219,23 @@ const maxErrorText = 1024
 // storageRef boxes a storage so it can be swapped atomically.
 type storageRef struct{ certmagic.Storage }
 
+// newSource builds the source of cfg's kind, with the HTTP client it uses
+// (nil for a file) for the caller to close.
+func newSource(cfg keySetConfig) (source, *http.Client, error) {
+	switch cfg.kind {
+	case "jwks_file":
+		return &fileSource{path: cfg.location}, nil, nil
+	case "oidc":
+		client := newHTTPClient()
+		return &discoverySource{issuer: cfg.location, client: client}, client, nil
+	case "gigya", "jwks_url":
+		client := newHTTPClient()
+		return &jwksSource{url: cfg.location, client: client}, client, nil
+	}
+	// The kind names the stored copy: an unknown one is a programming error.
+	return nil, nil, fmt.Errorf("unknown key source kind %q", cfg.kind)
+}
+
 // newRefreshingKeySet starts a key set; now is its clock for the refetch
 // rate floor and stored-set age (tests move it instead of sleeping).
 func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time, storage certmagic.Storage) (*RefreshingKeySet, error) {
@@ -237,18 +254,9 @@ func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func()
 	if s.minInterval <= 0 {
 		s.minInterval = defaultMinRefreshInterval
 	}
-	switch cfg.kind {
-	case "jwks_file":
-		s.src = &fileSource{path: cfg.location}
-	case "oidc":
-		s.client = newHTTPClient()
-		s.src = &discoverySource{issuer: cfg.location, client: s.client}
-	case "gigya", "jwks_url":
-		s.client = newHTTPClient()
-		s.src = &jwksSource{url: cfg.location, client: s.client}
-	default:
-		// The kind names the stored copy: an unknown one is a programming error.
-		return nil, fmt.Errorf("unknown key source kind %q", cfg.kind)
+	var err error
+	if s.src, s.client, err = newSource(cfg); err != nil {
+		return nil, err
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
