@@ -43,6 +43,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    optional
 //	    forward_token
 //	    login_redirect <url> [<param>]
+//	    session_path   <path>
+//	    session_cookie <name>
+//	    session_domain <domain>
+//	    session_origins <origin>...
+//	    pass_cors_preflight
 //	    realm        <realm>
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
@@ -63,6 +68,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	// data_center can only be judged once the whole block is read (api_key
 	// may come after it), so its position is kept for that error.
 	var dataCenterLine *caddyfile.Dispenser
+	// Likewise session_cookie, session_domain and session_origins need a
+	// session_path that may come later; the first of them is kept.
+	var sessionLine *caddyfile.Dispenser
+	sessionSetting := func() {
+		if sessionLine == nil {
+			at := *d
+			sessionLine = &at
+		}
+	}
 	source := ""
 	setSource := func(name string, field *string) error {
 		if source != "" {
@@ -157,6 +171,38 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if verr := h.LoginRedirect.validate(); verr != nil {
 				return d.Err(verr.Error())
 			}
+		case "session_path":
+			if err = oneArg(d, &h.SessionPath); err == nil {
+				err = argCheck(d, checkSessionPath(h.SessionPath))
+			}
+		case "session_cookie":
+			sessionSetting()
+			if err = oneArg(d, &h.SessionCookie); err == nil {
+				err = argCheck(d, checkCookieName(h.SessionCookie))
+			}
+		case "session_domain":
+			sessionSetting()
+			if err = oneArg(d, &h.SessionDomain); err == nil {
+				err = argCheck(d, checkCookieDomain(h.SessionDomain))
+			}
+			if err == nil && strings.HasPrefix(h.SessionCookie, "__Host-") {
+				err = d.Err("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
+			}
+		case "session_origins":
+			sessionSetting()
+			if err = someArgs(d, &h.SessionOrigins); err == nil {
+				for _, o := range h.SessionOrigins {
+					if _, oerr := parseOrigin(o); oerr != nil {
+						err = d.Errf("session_origins: %v", oerr)
+						break
+					}
+				}
+			}
+		case "pass_cors_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.PassCORSPreflight = true
 		case "realm":
 			err = oneArg(d, &h.Realm)
 		case "refresh_interval":
@@ -184,8 +230,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if dataCenterLine != nil && h.DataCenter != "" && h.APIKey == "" {
 		return dataCenterLine.Err("data_center needs api_key: it only says where a Gigya site's keys are")
 	}
+	if sessionLine != nil && h.SessionPath == "" {
+		return sessionLine.Errf("%s needs session_path: it configures the session endpoint", sessionLine.Val())
+	}
 	if err := h.Validate(); err != nil {
 		return directiveLine.Err(err.Error())
+	}
+	return nil
+}
+
+// argCheck reports err, a check of the current subdirective's argument, at
+// its line.
+func argCheck(d *caddyfile.Dispenser, err error) error {
+	if err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }

@@ -65,6 +65,26 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{JWKSFile: "x", Leeway: dur(0)}},
 		{name: "leeway of 10m is the most allowed", input: "idtoken {\n jwks_file x\n leeway 10m\n}", want: Handler{JWKSFile: "x", Leeway: dur(10 * time.Minute)}},
 		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}},
+		{
+			name: "browser session",
+			input: `idtoken {
+				jwks_file x
+				login_redirect /login next
+				session_path /.idtoken/session
+				session_cookie sid
+				session_domain example.com
+				session_origins https://login.example.com http://localhost:3000
+				session_origins https://a.example
+				pass_cors_preflight
+			}`,
+			want: Handler{
+				JWKSFile: "x", LoginRedirect: &LoginRedirect{URL: "/login", Param: "next"},
+				SessionPath: "/.idtoken/session", SessionCookie: "sid", SessionDomain: "example.com",
+				SessionOrigins:    []string{"https://login.example.com", "http://localhost:3000", "https://a.example"},
+				PassCORSPreflight: true,
+			},
+		},
+		{name: "session_path alone takes the defaults", input: "idtoken {\n jwks_file x\n session_path /s\n}", want: Handler{JWKSFile: "x", SessionPath: "/s"}},
 		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
 	}
 	for _, tc := range tests {
@@ -116,6 +136,23 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"negative leeway", "jwks_file x\n\tleeway -1s", "leeway: duration must not be negative", 4},
 		{"oidc issuer not a URL", "audience a\n\toidc_issuer op.test", `oidc_issuer: "op.test" is not an http(s) URL`, 4},
 		{"jwks_url not a URL", "jwks_url /jwks.json", `jwks_url: "/jwks.json" is not an http(s) URL`, 3},
+		{"session_path relative", "jwks_file x\n\tsession_path session", "session_path: \"session\" must be a path starting with a single /", 4},
+		{"session_path protocol-relative", "jwks_file x\n\tsession_path //evil/s", "must be a path starting with a single /", 4},
+		{"session_path with a query", "jwks_file x\n\tsession_path /s?x=1", "must be a plain path", 4},
+		{"session_path without argument", "jwks_file x\n\tsession_path", "session_path: missing argument", 4},
+		{"session_cookie not a cookie name", "jwks_file x\n\tsession_path /s\n\tsession_cookie id;token", "session_cookie: \"id;token\" is not a cookie name", 5},
+		{"session_domain with a port", "jwks_file x\n\tsession_path /s\n\tsession_domain example.com:443", "session_domain: \"example.com:443\" is not a domain name", 5},
+		{"session_domain URL", "jwks_file x\n\tsession_path /s\n\tsession_domain https://example.com", "is not a domain name", 5},
+		{"session_domain on a __Host- cookie", "jwks_file x\n\tsession_path /s\n\tsession_cookie __Host-id\n\tsession_domain example.com", "__Host- cookie must be host-only", 6},
+		{"session origin with a path", "jwks_file x\n\tsession_path /s\n\tsession_origins https://a.example/", "session_origins: \"https://a.example/\" is not an origin", 5},
+		{"session origin without scheme", "jwks_file x\n\tsession_path /s\n\tsession_origins a.example", "is not an origin", 5},
+		{"session origin of another scheme", "jwks_file x\n\tsession_path /s\n\tsession_origins ftp://a.example", "want http:// or https://", 5},
+		{"session origin wildcard", "jwks_file x\n\tsession_path /s\n\tsession_origins https://*.example.com", "is not an origin", 5},
+		{"session origin with a user", "jwks_file x\n\tsession_path /s\n\tsession_origins https://u@a.example", "is not an origin", 5},
+		{"session_origins without argument", "jwks_file x\n\tsession_path /s\n\tsession_origins", "session_origins: missing argument", 5},
+		{"session_cookie without session_path", "jwks_file x\n\tsession_cookie sid", "session_cookie needs session_path", 4},
+		{"session_origins without session_path", "jwks_file x\n\trealm r\n\tsession_origins https://a.example", "session_origins needs session_path", 5},
+		{"pass_cors_preflight with argument", "jwks_file x\n\tpass_cors_preflight yes", "wrong argument count", 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

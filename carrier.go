@@ -63,8 +63,12 @@ func (h *Handler) findToken(r *http.Request) (found, *Rejection) {
 // defaultSources is where a token is read when no source is configured.
 var defaultSources = []TokenSource{{Header: "Authorization"}}
 
-// sources are the configured token sources, or the default.
+// sources are the configured token sources, or the default, followed by
+// the session cookie (h.carriers, once provisioned).
 func (h *Handler) sources() []TokenSource {
+	if h.carriers != nil {
+		return h.carriers
+	}
 	if len(h.TokenSources) == 0 {
 		return defaultSources
 	}

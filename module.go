@@ -70,6 +70,21 @@ type Handler struct {
 	// Send browsers that open a page without a valid token (the 401
 	// cases) to a login page; API clients keep the 401.
 	LoginRedirect *LoginRedirect `json:"login_redirect,omitempty"`
+	// Path of the session endpoint: a POST of a verified id_token there
+	// sets it as an HttpOnly cookie, which is then read as one more token
+	// source; DELETE, or GET <path>/logout, clears it. Default: none.
+	SessionPath string `json:"session_path,omitempty"`
+	// Name of the session cookie. Default: id_token.
+	SessionCookie string `json:"session_cookie,omitempty"`
+	// Domain attribute of the session cookie. Default: none (host-only).
+	SessionDomain string `json:"session_domain,omitempty"`
+	// Origins (scheme://host[:port]) besides the site's own that may POST
+	// and DELETE the session endpoint.
+	SessionOrigins []string `json:"session_origins,omitempty"`
+	// Let CORS preflights (OPTIONS with Origin and
+	// Access-Control-Request-Method) through without a token, so CORS
+	// handling after this handler can answer them.
+	PassCORSPreflight bool `json:"pass_cors_preflight,omitempty"`
 	// Realm in WWW-Authenticate. Default: the request's host name.
 	Realm string `json:"realm,omitempty"`
 
@@ -89,6 +104,8 @@ type Handler struct {
 
 	storage    certmagic.Storage // nil: Caddy's configured storage
 	redirector *loginRedirector  // nil: no login_redirect
+	session    *sessionEndpoint  // nil: no session_path
+	carriers   []TokenSource     // where tokens are read: sources() and the session cookie
 	cache      *tokenCache
 	verifier   *Verifier
 	keys       *RefreshingKeySet
@@ -138,6 +155,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.cache = newTokenCache(cacheSize, policy.Leeway)
 	h.redirector = newLoginRedirector(h.LoginRedirect)
+	h.session = newSessionEndpoint(h)
+	h.carriers = h.sources()
+	if h.session != nil && !slices.Contains(h.carriers, TokenSource{Cookie: h.session.cookie}) {
+		h.carriers = append(slices.Clip(h.carriers), TokenSource{Cookie: h.session.cookie})
+	}
 	if h.keyCfg, err = h.keySetConfig(); err != nil {
 		return err
 	}
@@ -264,6 +286,9 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("idtoken: %w", err)
 		}
 	}
+	if err := h.validateSession(); err != nil {
+		return fmt.Errorf("idtoken: %w", err)
+	}
 	for _, ts := range h.TokenSources {
 		n := 0
 		for _, v := range []string{ts.Header, ts.Cookie, ts.Query} {
@@ -302,6 +327,14 @@ func (h *Handler) Cleanup() error {
 // returns a caddyhttp.Error that handle_errors can render.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if h.session.owns(r) {
+		return h.serveSession(w, r)
+	}
+	if h.PassCORSPreflight && isPreflight(r) {
+		h.stripToken(r) // nothing was verified: nothing may travel on
+		setAuthPlaceholders(r, repl, nil)
+		return next.ServeHTTP(w, r)
+	}
 	carried, rej := h.findToken(r)
 	if rej != nil {
 		return h.reject(w, r, nil, rej)
@@ -357,24 +390,46 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 	return claims, tok, nil
 }
 
-// reject logs at debug level, sets the RFC 6750 challenge and returns the
-// error for Caddy's error handling. Before a signature verified, only the
-// token's header (alg, kid) is logged: the claims of a token nobody signed
-// are the sender's words.
+// reject logs at debug level, then sends a browser navigation refused with
+// 401 to the login page, or sets the RFC 6750 challenge and returns the
+// error for Caddy's error handling.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej *Rejection) error {
-	if c := h.logger.Check(zapcore.DebugLevel, "request rejected"); c != nil {
-		fields := []zap.Field{zap.String("reason", rej.Reason), zap.Int("status", rej.Status)}
-		if tok != nil {
-			fields = append(fields, zap.String("alg", clipForLog(tok.Alg)), kidField("kid", tok.KID))
-			if tok.claims != nil {
-				fields = append(fields, zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
-			}
+	h.logRejection(tok, rej)
+	if rej.Status == http.StatusUnauthorized && h.redirector.wants(w, r, h.logger) {
+		if h.session.carries(r) {
+			// The rejected token came from the session cookie (a request
+			// holds one token): it is of no more use, and the login page
+			// makes a new one.
+			h.session.clearCookie(w, r)
 		}
-		c.Write(fields...)
+		h.redirector.send(w, h.returnPath(r))
+		return nil
 	}
-	if rej.Status == http.StatusUnauthorized && h.redirector != nil && h.redirector.redirect(w, r, h.returnPath(r), h.logger) {
-		return nil // a browser navigation: sent to the login page instead
+	h.setChallenge(w, r, rej)
+	return caddyhttp.Error(rej.Status, rej)
+}
+
+// logRejection logs a refused token at debug level. Before a signature
+// verified, only the token's header (alg, kid) is logged: the claims of a
+// token nobody signed are the sender's words.
+func (h *Handler) logRejection(tok *Token, rej *Rejection) {
+	c := h.logger.Check(zapcore.DebugLevel, "request rejected")
+	if c == nil {
+		return
 	}
+	fields := []zap.Field{zap.String("reason", rej.Reason), zap.Int("status", rej.Status)}
+	if tok != nil {
+		fields = append(fields, zap.String("alg", clipForLog(tok.Alg)), kidField("kid", tok.KID))
+		if tok.claims != nil {
+			fields = append(fields, zap.String("iss", tok.Claim("iss")), zap.String("sub", tok.Claim("sub")))
+		}
+	}
+	c.Write(fields...)
+}
+
+// setChallenge sets the RFC 6750 WWW-Authenticate challenge for rej (and
+// Retry-After for a 503, which has no challenge).
+func (h *Handler) setChallenge(w http.ResponseWriter, r *http.Request, rej *Rejection) {
 	challenge := `Bearer realm="` + quote(h.realm(r)) + `"`
 	switch {
 	case rej.Status == http.StatusBadRequest:
@@ -383,13 +438,11 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej
 		challenge += `, error="insufficient_scope", error_description="` + rej.Reason + `"`
 	case rej.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "10")
+		return
 	case rej.Reason != ReasonMissing:
 		challenge += `, error="invalid_token", error_description="` + rej.Reason + `"`
 	}
-	if rej.Status != http.StatusServiceUnavailable {
-		w.Header().Set("WWW-Authenticate", challenge)
-	}
-	return caddyhttp.Error(rej.Status, rej)
+	w.Header().Set("WWW-Authenticate", challenge)
 }
 
 // realm is the configured realm or the request's host name without port.

@@ -79,10 +79,10 @@ func newLoginRedirector(l *LoginRedirect) *loginRedirector {
 	return r
 }
 
-// redirect answers a browser navigation that was refused with 401 by
-// sending it to the login page, and reports whether it did. Other
-// requests, and requests for the login page itself, are left to the 401.
-func (l *loginRedirector) redirect(w http.ResponseWriter, r *http.Request, back string, logger *zap.Logger) bool {
+// wants reports whether r, refused with 401, is a browser navigation to
+// send to the login page. Other requests, and requests for the login page
+// itself, are left to the 401.
+func (l *loginRedirector) wants(w http.ResponseWriter, r *http.Request, logger *zap.Logger) bool {
 	if l == nil {
 		return false
 	}
@@ -97,10 +97,15 @@ func (l *loginRedirector) redirect(w http.ResponseWriter, r *http.Request, back 
 		})
 		return false
 	}
+	return true
+}
+
+// send redirects to the login page, which is to send the browser back to
+// the path back.
+func (l *loginRedirector) send(w http.ResponseWriter, back string) {
 	w.Header().Set("Location", l.url+l.param+"="+url.QueryEscape(back))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusFound)
-	return true
 }
 
 // isNavigation reports whether r is a person's browser opening a page: GET
