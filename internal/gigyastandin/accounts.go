@@ -72,7 +72,7 @@ func (s *Server) login(r *http.Request) reply {
 		return failure(400002, "Missing required parameter", "loginID and password are required")
 	}
 	addr, err := mail.ParseAddress(loginID)
-	if err != nil || addr.Address != loginID || len(loginID) > 254 {
+	if err != nil || addr.Name != "" || len(addr.Address) > 254 {
 		return failure(403042, "Invalid LoginID", "the stand-in takes an email address as loginID")
 	}
 	if password != DemoPassword {
@@ -82,7 +82,7 @@ func (s *Server) login(r *http.Request) reply {
 	rand.Read(raw[:])
 	token := "st2.s." + base64.RawURLEncoding.EncodeToString(raw[:])
 	now := s.now()
-	a := accountFor(loginID)
+	a := accountFor(addr.Address)
 
 	s.mu.Lock()
 	for t, old := range s.sessions { // the demo keeps no session past its end
