@@ -91,13 +91,14 @@ func TestBrowserWalkthrough(t *testing.T) {
 		chromedp.CombinedOutput(&output),
 	)
 	defer cancelAlloc()
-	browser, _ := chromedp.NewContext(allocCtx)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
 	defer func() {
 		// Close the browser and wait for its process before the temporary
 		// profile directory is removed.
 		if err := chromedp.Cancel(browser); err != nil {
 			t.Logf("closing chromium: %v", err)
 		}
+		cancelBrowser()
 	}()
 
 	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {

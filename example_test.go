@@ -21,11 +21,10 @@ import (
 // exampleSite is example.Caddyfile running in this process, as
 // `idtoken-demo example` runs it, on free loopback ports.
 type exampleSite struct {
-	url      string // the site's origin, http://localhost:<port>
-	gigya    string // the Gigya stand-in's base URL
-	standin  *gigyastandin.Server
-	demoKey  testKey // signs the tokens of the API route (its jwks_file)
-	caddyCfg string  // the Caddyfile as loaded
+	url     string // the site's origin, http://localhost:<port>
+	gigya   string // the Gigya stand-in's base URL
+	standin *gigyastandin.Server
+	demoKey testKey // signs the tokens of the API route (its jwks_file)
 }
 
 // startExample runs example.Caddyfile against a Gigya stand-in. The
@@ -71,7 +70,7 @@ func startExample(t *testing.T) exampleSite {
 			t.Error(err)
 		}
 	})
-	return exampleSite{url: site, gigya: gigya.URL, standin: standin, demoKey: demoKey, caddyCfg: config}
+	return exampleSite{url: site, gigya: gigya.URL, standin: standin, demoKey: demoKey}
 }
 
 // gigyaToken logs email in at the stand-in and returns a fresh id_token,

@@ -138,7 +138,8 @@ func (s *Server) browserCall(call func(*http.Request) reply) http.Handler {
 // reply is the body of a REST answer without its envelope.
 type reply map[string]any
 
-// Gigya's statusCode for an errorCode: its first three digits.
+// failure is a REST error answer. Its statusCode is the errorCode's first
+// three digits, as in Gigya's answers.
 func failure(code int, message, details string) reply {
 	r := reply{"errorCode": code, "statusCode": code / 1000, "errorMessage": message}
 	if details != "" {
