@@ -101,17 +101,29 @@ func TestBrowserWalkthrough(t *testing.T) {
 		cancelBrowser()
 	}()
 
-	do := func(step string, actions ...chromedp.Action[chromedp.Void]) {
+	// Start the browser under ctx; each step then gets its own bound, so a
+	// step that waits for what never comes fails in stepTimeout and the
+	// browser can still be closed.
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start chromium: %v\nchromium output:\n%s", err, output.String())
+	}
+	const stepTimeout = 20 * time.Second
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(browser, stepTimeout) }
+	do := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(browser, actions...); err != nil {
-			t.Fatalf("%s: %v\nchromium output:\n%s", step, err, output.String())
+		ctx, cancel := step()
+		defer cancel()
+		if err := chromedp.Do(ctx, actions...); err != nil {
+			t.Fatalf("%s: %v\nchromium output:\n%s", what, err, output.String())
 		}
 	}
-	read := func(step string, a chromedp.Action[string]) string {
+	read := func(what string, a chromedp.Action[string]) string {
 		t.Helper()
-		v, err := chromedp.Run(browser, a)
+		ctx, cancel := step()
+		defer cancel()
+		v, err := chromedp.Run(ctx, a)
 		if err != nil {
-			t.Fatalf("%s: %v\nchromium output:\n%s", step, err, output.String())
+			t.Fatalf("%s: %v\nchromium output:\n%s", what, err, output.String())
 		}
 		return v
 	}
@@ -186,13 +198,19 @@ func TestBrowserWalkthrough(t *testing.T) {
 
 	// The session cookie is HttpOnly: the browser keeps it, page script
 	// cannot read it. The Gigya SDK's own cookie shows that script does
-	// read the site's other cookies.
-	if cookies := documentCookie(); strings.Contains(cookies, "site_session") || !strings.Contains(cookies, "glt_"+gigyastandin.DemoAPIKey+"=") {
-		t.Fatalf("document.cookie = %q: want the SDK's glt_ cookie and no site_session", cookies)
-	}
+	// read the site's other cookies. Nor did the login page keep the
+	// token anywhere a script can read it.
 	session := siteCookie("site_session")
 	if session == nil {
 		t.Fatal("the browser kept no site_session cookie")
+	}
+	if cookies := documentCookie(); strings.Contains(cookies, "site_session") || strings.Contains(cookies, session.Value) ||
+		!strings.Contains(cookies, "glt_"+gigyastandin.DemoAPIKey+"=") {
+		t.Fatalf("document.cookie = %q: want the SDK's glt_ cookie, and neither site_session nor the token", cookies)
+	}
+	storage := read("read web storage", chromedp.Evaluate[string](`JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])`))
+	if strings.Contains(storage, session.Value) {
+		t.Fatalf("the token is in web storage: %s", storage)
 	}
 	lifetime := time.Until(time.Unix(int64(session.Expires), 0))
 	if !session.HTTPOnly || session.Secure || session.SameSite != network.CookieSameSiteLax || session.Path != "/" ||
