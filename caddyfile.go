@@ -91,8 +91,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		return nil
 	}
+	given := map[string]bool{} // single-valued subdirectives seen
 	for d.NextBlock(0) {
 		sub := d.Val()
+		switch sub {
+		case "login_redirect", "session_path", "session_cookie", "session_domain":
+			if given[sub] {
+				return d.Errf("%s: given twice", sub)
+			}
+			given[sub] = true
+		}
 		var err error
 		switch sub {
 		case "api_key":
@@ -180,13 +188,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err = oneArg(d, &h.SessionCookie); err == nil {
 				err = argCheck(d, checkCookieName(h.SessionCookie))
 			}
+			if err == nil {
+				err = argCheck(d, checkHostPrefix(h.SessionCookie, h.SessionDomain))
+			}
 		case "session_domain":
 			sessionSetting()
 			if err = oneArg(d, &h.SessionDomain); err == nil {
 				err = argCheck(d, checkCookieDomain(h.SessionDomain))
 			}
-			if err == nil && strings.HasPrefix(h.SessionCookie, "__Host-") {
-				err = d.Err("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
+			if err == nil {
+				err = argCheck(d, checkHostPrefix(h.SessionCookie, h.SessionDomain))
 			}
 		case "session_origins":
 			sessionSetting()

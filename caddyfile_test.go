@@ -152,6 +152,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"session_origins without argument", "jwks_file x\n\tsession_path /s\n\tsession_origins", "session_origins: missing argument", 5},
 		{"session_cookie without session_path", "jwks_file x\n\tsession_cookie sid", "session_cookie needs session_path", 4},
 		{"session_origins without session_path", "jwks_file x\n\trealm r\n\tsession_origins https://a.example", "session_origins needs session_path", 5},
+		{"session_path twice", "jwks_file x\n\tsession_path /s\n\tsession_path /t", "session_path: given twice", 5},
+		{"login_redirect twice", "jwks_file x\n\tlogin_redirect /a\n\tlogin_redirect /b", "login_redirect: given twice", 5},
+		{"session_path /", "jwks_file x\n\tsession_path /", "must be a clean path below /", 4},
+		{"session_cookie __host- with a domain", "jwks_file x\n\tsession_path /s\n\tsession_domain example.com\n\tsession_cookie __host-x", "must be host-only", 6},
 		{"pass_cors_preflight with argument", "jwks_file x\n\tpass_cors_preflight yes", "wrong argument count", 4},
 	}
 	for _, tc := range tests {

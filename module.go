@@ -106,6 +106,7 @@ type Handler struct {
 	redirector *loginRedirector  // nil: no login_redirect
 	session    *sessionEndpoint  // nil: no session_path
 	carriers   []TokenSource     // where tokens are read: sources() and the session cookie
+	counts     *requestCounts    // the process's metrics counters
 	cache      *tokenCache
 	verifier   *Verifier
 	keys       *RefreshingKeySet
@@ -172,6 +173,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.keys, err = acquireKeySet(h.keyCfg, keySetLogger, storage)
 	if err != nil {
 		return fmt.Errorf("loading key set: %w", err)
+	}
+	h.counts = acquireCounts()
+	if err := registerMetrics(ctx.GetMetricsRegistry(), h.counts); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
 	}
 	return nil
 }
@@ -314,8 +319,13 @@ func checkAlgorithm(alg string) error {
 	return fmt.Errorf("unsupported algorithm %q (supported: RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA)", alg)
 }
 
-// Cleanup releases the shared key set; the last user stops it.
+// Cleanup releases the shared key set and counters; the last user stops
+// the key set.
 func (h *Handler) Cleanup() error {
+	if h.counts != nil {
+		h.counts = nil
+		releaseCounts()
+	}
 	if h.keys == nil {
 		return nil
 	}
@@ -331,8 +341,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveSession(w, r)
 	}
 	if h.PassCORSPreflight && isPreflight(r) {
-		h.stripToken(r) // nothing was verified: nothing may travel on
+		if rej := h.passPreflight(r); rej != nil {
+			return h.reject(w, r, nil, rej)
+		}
 		setAuthPlaceholders(r, repl, nil)
+		h.counts.countPassed(outcomePreflight)
 		return next.ServeHTTP(w, r)
 	}
 	carried, rej := h.findToken(r)
@@ -342,6 +355,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !carried.present {
 		if h.Optional {
 			setAuthPlaceholders(r, repl, nil)
+			h.counts.countPassed(outcomeAnonymous)
 			return next.ServeHTTP(w, r)
 		}
 		return h.reject(w, r, nil, unauthorized(ReasonMissing))
@@ -354,6 +368,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.stripToken(r)
 	}
 	setAuthPlaceholders(r, repl, claims)
+	h.counts.countPassed(outcomeAccepted)
 	return next.ServeHTTP(w, r)
 }
 
@@ -364,8 +379,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejection) {
 	now := h.now()
 	keys := h.keys.Current()
-	if claims := h.cache.lookup(raw, keys, now); claims != nil {
-		return claims, nil, nil
+	if h.cache != nil {
+		claims := h.cache.lookup(raw, keys, now)
+		h.counts.countLookup(claims != nil)
+		if claims != nil {
+			return claims, nil, nil
+		}
 	}
 	tok, rej := h.verifier.Parse(raw)
 	if rej != nil {
@@ -403,8 +422,10 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, tok *Token, rej
 			h.session.clearCookie(w, r)
 		}
 		h.redirector.send(w, h.returnPath(r))
+		h.counts.count(outcomeRedirected, rej.Reason)
 		return nil
 	}
+	h.counts.count(outcomeRejected, rej.Reason)
 	h.setChallenge(w, r, rej)
 	return caddyhttp.Error(rej.Status, rej)
 }

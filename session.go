@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 
@@ -41,6 +42,7 @@ type sessionEndpoint struct {
 	path       string          // POST creates the cookie, DELETE clears it
 	logoutPath string          // GET clears it and redirects: a plain link logs out
 	cookie     string          // the cookie's name
+	prefixed   bool            // a __Secure- or __Host- name: always Secure
 	domain     string          // its Domain attribute; "" for host-only
 	origins    map[string]bool // session_origins, normalized: also allowed to POST and DELETE
 }
@@ -61,6 +63,7 @@ func newSessionEndpoint(h *Handler) *sessionEndpoint {
 	if s.cookie == "" {
 		s.cookie = defaultSessionCookie
 	}
+	s.prefixed = hasPrefixFold(s.cookie, "__Secure-") || hasPrefixFold(s.cookie, "__Host-")
 	for _, o := range h.SessionOrigins {
 		origin, _ := parseOrigin(o)
 		s.origins[origin] = true
@@ -80,9 +83,10 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	if r.URL.Path == s.logoutPath {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return methodNotAllowed(w, "GET, HEAD")
+			return h.methodNotAllowed(w, "GET, HEAD")
 		}
 		s.clearCookie(w, r)
+		h.counts.countPassed(outcomeAnonymous)
 		back := r.URL.Query().Get("return")
 		if !safeReturn(back) {
 			back = "/"
@@ -102,20 +106,22 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		s.clearCookie(w, r)
+		h.counts.countPassed(outcomeAnonymous)
 		w.WriteHeader(http.StatusNoContent)
 	case http.MethodOptions:
 		if !s.answerPreflight(w, r) {
-			return methodNotAllowed(w, "POST, DELETE")
+			return h.methodNotAllowed(w, "POST, DELETE")
 		}
+		h.counts.countPassed(outcomePreflight)
 	default:
-		return methodNotAllowed(w, "POST, DELETE")
+		return h.methodNotAllowed(w, "POST, DELETE")
 	}
 	return nil
 }
 
-func methodNotAllowed(w http.ResponseWriter, allow string) error {
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, allow string) error {
 	w.Header().Set("Allow", allow)
-	writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "method not allowed")
+	h.refuseSession(w, http.StatusMethodNotAllowed, "method not allowed", reasonSessionRequest)
 	return nil
 }
 
@@ -124,8 +130,7 @@ func methodNotAllowed(w http.ResponseWriter, allow string) error {
 func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 	token, back, status, why := readSessionPost(w, r)
 	if why != "" {
-		h.logSessionRefusal(why, status)
-		writeJSONError(w, status, "invalid_request", why)
+		h.refuseSession(w, status, why, reasonSessionRequest)
 		return
 	}
 	claims, tok, rej := h.verify(r, token)
@@ -136,13 +141,17 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 		exp, _, _ := numericDate(claims.m, "exp")
 		if maxAge := (exp - h.now().UnixNano()) / 1e9; maxAge < 1 {
 			rej = unauthorized(ReasonExpired)
-		} else if cookie := h.session.cookieLine(token, maxAge, secureCookie(r)); len(cookie) > maxCookieBytes {
+		} else if !h.session.coversHost(r.Host) {
+			why := "session_domain " + h.session.domain + " does not cover this host: browsers would refuse the cookie"
+			h.refuseSession(w, http.StatusBadRequest, why, reasonSessionRequest)
+			return
+		} else if cookie := h.session.cookieLine(token, maxAge, h.session.secure(r)); len(cookie) > maxCookieBytes {
 			why := fmt.Sprintf("the token makes a %d-byte cookie; browsers keep at most %d bytes", len(cookie), maxCookieBytes)
-			h.logSessionRefusal(why, http.StatusBadRequest)
-			writeJSONError(w, http.StatusBadRequest, "invalid_request", why)
+			h.refuseSession(w, http.StatusBadRequest, why, reasonCookieTooLarge)
 			return
 		} else {
 			w.Header().Add("Set-Cookie", cookie)
+			h.counts.countPassed(outcomeAccepted)
 			if c := h.logger.Check(zapcore.DebugLevel, "session cookie set"); c != nil {
 				c.Write(zap.Any("sub", claims.sub), zap.Int64("max_age", maxAge))
 			}
@@ -156,6 +165,7 @@ func (h *Handler) createSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.logRejection(tok, rej)
+	h.counts.count(outcomeRejected, rej.Reason)
 	h.setChallenge(w, r, rej)
 	code := "invalid_token"
 	switch rej.Status {
@@ -246,8 +256,7 @@ func (h *Handler) sessionOriginAllowed(w http.ResponseWriter, r *http.Request) b
 	default:
 		return true
 	}
-	h.logSessionRefusal(why, http.StatusForbidden)
-	writeJSONError(w, http.StatusForbidden, "invalid_request", why)
+	h.refuseSession(w, http.StatusForbidden, why, reasonSessionRequest)
 	return false
 }
 
@@ -303,7 +312,23 @@ func (s *sessionEndpoint) cookieLine(token string, maxAge int64, secure bool) st
 // clearCookie expires the session cookie, with the attributes it was set
 // with (a cookie is only replaced by one of the same name, path and domain).
 func (s *sessionEndpoint) clearCookie(w http.ResponseWriter, r *http.Request) {
-	w.Header().Add("Set-Cookie", s.cookieLine("", 0, secureCookie(r)))
+	w.Header().Add("Set-Cookie", s.cookieLine("", 0, s.secure(r)))
+}
+
+// coversHost reports whether a browser would accept the cookie's Domain
+// from hostport: the host is the domain or below it (RFC 6265 section
+// 5.3, step 6).
+func (s *sessionEndpoint) coversHost(hostport string) bool {
+	if s.domain == "" {
+		return true
+	}
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	domain := strings.ToLower(strings.TrimPrefix(s.domain, "."))
+	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
 // carries reports whether r holds a non-empty session cookie.
@@ -316,12 +341,17 @@ func (s *sessionEndpoint) carries(r *http.Request) bool {
 	return f.present
 }
 
-// secureCookie tells whether the cookie gets Secure. Only a plain-HTTP
-// request to a loopback host name goes without, so the offline demo works
-// on http://localhost; browsers treat loopback as a secure context anyway.
-// Behind a TLS-terminating proxy the public Host still gets Secure.
-func secureCookie(r *http.Request) bool {
-	return r.TLS != nil || !isLoopbackHost(r.Host)
+// secure tells whether the cookie gets Secure. Only a plain-HTTP request
+// to a loopback host goes without, so the offline demo works on
+// http://localhost (browsers treat loopback as a secure context anyway).
+// Anything that says HTTPS keeps it: TLS, a proxy's X-Forwarded-Proto (a
+// proxy that rewrites Host to 127.0.0.1 must not cost the flag; believing
+// an untrusted one here only ever adds it), an https Origin; and so does a
+// __Secure- or __Host- name, which browsers drop without it.
+func (s *sessionEndpoint) secure(r *http.Request) bool {
+	return r.TLS != nil || !isLoopbackHost(r.Host) || s.prefixed ||
+		strings.Contains(strings.ToLower(strings.Join(r.Header.Values("X-Forwarded-Proto"), ",")), "https") ||
+		hasPrefixFold(r.Header.Get("Origin"), "https:")
 }
 
 func isLoopbackHost(hostport string) bool {
@@ -390,6 +420,11 @@ func parseOrigin(o string) (string, error) {
 	case net.ParseIP(u.Hostname()) == nil && !isHostName(u.Hostname()):
 		return "", fmt.Errorf("%q is not an origin: %q is not a host name", o, u.Hostname())
 	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%q is not an origin: port %s is out of range", o, port)
+		}
+	}
 	host := strings.ToLower(u.Host)
 	if port := u.Port(); (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
 		host = strings.TrimSuffix(host, ":"+port)
@@ -406,10 +441,15 @@ func writeJSONError(w http.ResponseWriter, status int, code, why string) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-func (h *Handler) logSessionRefusal(why string, status int) {
+// refuseSession answers a session request refused apart from a token's
+// verification: logged at debug level, counted under reason, and a JSON
+// invalid_request error.
+func (h *Handler) refuseSession(w http.ResponseWriter, status int, why, reason string) {
 	if c := h.logger.Check(zapcore.DebugLevel, "session request refused"); c != nil {
 		c.Write(zap.String("reason", why), zap.Int("status", status))
 	}
+	h.counts.count(outcomeRejected, reason)
+	writeJSONError(w, status, "invalid_request", why)
 }
 
 // validateSession explains why the session_* settings cannot be used.
@@ -434,8 +474,8 @@ func (h *Handler) validateSession() error {
 	if err := checkCookieDomain(h.SessionDomain); h.SessionDomain != "" && err != nil {
 		return err
 	}
-	if strings.HasPrefix(h.SessionCookie, "__Host-") && h.SessionDomain != "" {
-		return errors.New("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
+	if err := checkHostPrefix(h.SessionCookie, h.SessionDomain); err != nil {
+		return err
 	}
 	for _, o := range h.SessionOrigins {
 		if _, err := parseOrigin(o); err != nil {
@@ -451,8 +491,19 @@ func checkSessionPath(p string) error {
 	switch {
 	case !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//"):
 		return fmt.Errorf("session_path: %q must be a path starting with a single /", p)
+	case p == "/" || path.Clean(p) != strings.TrimSuffix(p, "/"):
+		return fmt.Errorf("session_path: %q must be a clean path below / (no //, . or .. segments)", p)
 	case strings.ContainsAny(p, "?#%") || strings.ContainsFunc(p, func(c rune) bool { return c <= ' ' || c == 0x7f }):
 		return fmt.Errorf("session_path: %q must be a plain path (no query, fragment, escapes, spaces or control characters)", p)
+	}
+	return nil
+}
+
+// checkHostPrefix refuses a Domain on a __Host- cookie, which browsers
+// (matching the prefix in any case) would drop.
+func checkHostPrefix(name, domain string) error {
+	if hasPrefixFold(name, "__Host-") && domain != "" {
+		return errors.New("session_domain: a __Host- cookie must be host-only (browsers refuse it with a Domain)")
 	}
 	return nil
 }

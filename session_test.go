@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,8 +87,12 @@ func TestSessionPost(t *testing.T) {
 			status: 204, cookie: "id_token=" + good + "; Path=/; Max-Age=300; HttpOnly; SameSite=Lax"},
 		{name: "JSON with charset", ctype: "application/json; charset=utf-8", body: `{"id_token":"` + good + `","return":"/x"}`,
 			status: 303, location: "/x", cookie: "id_token=" + good + "; Path=/; Max-Age=300; HttpOnly; SameSite=Lax"},
-		{name: "cookie name and domain", handler: Handler{SessionCookie: "sid", SessionDomain: "example.com"}, ctype: form, body: "id_token=" + good,
-			status: 204, cookie: "sid=" + good + "; Path=/; Domain=example.com; Max-Age=300; HttpOnly; SameSite=Lax"},
+		{name: "cookie name and domain", handler: Handler{SessionCookie: "sid", SessionDomain: "localhost"}, ctype: form, body: "id_token=" + good,
+			status: 204, cookie: "sid=" + good + "; Path=/; Domain=localhost; Max-Age=300; HttpOnly; SameSite=Lax"},
+		{name: "a domain that does not cover the host: 400, not a cookie the browser drops", handler: Handler{SessionDomain: "example.com"}, ctype: form, body: "id_token=" + good,
+			status: 400, err: "invalid_request", why: "does not cover this host"},
+		{name: "__Secure- cookie is Secure even on loopback http", handler: Handler{SessionCookie: "__Secure-id"}, ctype: form, body: "id_token=" + good,
+			status: 204, cookie: "; HttpOnly; Secure; SameSite=Lax"},
 		{name: "Max-Age is whole seconds to exp", ctype: form, body: "id_token=" + sign(t, k1, with(validClaims(), map[string]any{"exp": json.Number("1732400090.999")}), nil),
 			status: 204, cookie: "Max-Age=90;"},
 		{name: "optional does not make a session without a token", handler: Handler{Optional: true}, ctype: form, body: "return=%2F",
@@ -195,12 +200,16 @@ func TestSessionCookieSecure(t *testing.T) {
 		{"https to a public host", "https://www.example.com", true, true},
 		{"http://localhost.evil.example", "http://localhost.evil.example", false, true},
 		{"http://10.0.0.1", "http://10.0.0.1", false, true},
+		{"a proxy sends https to 127.0.0.1 (X-Forwarded-Proto)", "http://127.0.0.1:8080", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, tc.target+"/.idtoken/session", strings.NewReader("id_token="+good))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			r.Header.Set("Origin", strings.ToLower(tc.target))
+			if strings.Contains(tc.name, "X-Forwarded-Proto") {
+				r.Header.Set("X-Forwarded-Proto", "https")
+			}
 			r.TLS = nil
 			if tc.tls {
 				r.TLS = &tls.ConnectionState{}
@@ -424,6 +433,8 @@ func TestPassCORSPreflight(t *testing.T) {
 		pass    bool
 		method  string
 		headers [][2]string
+		body    string
+		query   string
 		status  int // 0: passed on anonymously
 	}{
 		{name: "preflight", pass: true, method: "OPTIONS", headers: preflight},
@@ -434,13 +445,24 @@ func TestPassCORSPreflight(t *testing.T) {
 		{name: "OPTIONS with empty Origin", pass: true, method: "OPTIONS", headers: [][2]string{{"Origin", ""}, {"Access-Control-Request-Method", "POST"}}, status: 401},
 		{name: "GET with preflight headers", pass: true, method: "GET", headers: preflight, status: 401},
 		{name: "preflight without the setting", method: "OPTIONS", headers: preflight, status: 401},
+		{name: "OPTIONS with a body is no preflight", pass: true, method: "OPTIONS", headers: preflight, body: `{"amount":1000}`, status: 401},
+		{name: "Origin that is not an origin", pass: true, method: "OPTIONS", headers: [][2]string{{"Origin", "anything"}, {"Access-Control-Request-Method", "POST"}}, status: 401},
+		{name: "request method that is not a method", pass: true, method: "OPTIONS", headers: [][2]string{{"Origin", "https://a.example"}, {"Access-Control-Request-Method", "PO ST"}}, status: 401},
+		{name: "Origin null (sandboxed page) is a preflight", pass: true, method: "OPTIONS", headers: [][2]string{{"Origin", "null"}, {"Access-Control-Request-Method", "POST"}}},
+		{name: "method override headers are removed", pass: true, method: "OPTIONS", headers: append(preflight, [2]string{"X-HTTP-Method-Override", "POST"})},
+		{name: "query token in an unreadable query: 400", pass: true, method: "OPTIONS", query: "?id_token=FORGED;", headers: preflight, status: 400},
+		{name: "query token removed", pass: true, method: "OPTIONS", query: "?id_token=FORGED&a=1", headers: preflight},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			path := t.TempDir() + "/jwks.json"
 			writeFile(t, path, jwksJSON(t, k1))
-			h := provisioned(t, &Handler{JWKSFile: path, PassCORSPreflight: tc.pass})
-			r := httptest.NewRequest(tc.method, "https://api.example/x", nil)
+			h := provisioned(t, &Handler{JWKSFile: path, PassCORSPreflight: tc.pass, TokenSources: []TokenSource{{Header: "Authorization"}, {Query: "id_token"}}})
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			r := httptest.NewRequest(tc.method, "https://api.example/x"+tc.query, body)
 			for _, kv := range tc.headers {
 				r.Header.Set(kv[0], kv[1])
 			}
@@ -455,8 +477,11 @@ func TestPassCORSPreflight(t *testing.T) {
 			if err != nil || w.Body.String() != "|||" {
 				t.Fatalf("err %v, placeholders %q; want passed on anonymously", err, w.Body.String())
 			}
-			if r.Header.Get("Authorization") != "" {
+			if r.Header.Get("Authorization") != "" || strings.Contains(r.URL.RawQuery, "id_token") {
 				t.Fatal("a token travelled on with a preflight")
+			}
+			if r.Header.Get("X-HTTP-Method-Override") != "" {
+				t.Fatal("a method override travelled on with a preflight")
 			}
 		})
 	}
@@ -482,6 +507,13 @@ func TestValidateSession(t *testing.T) {
 		{name: "__Host- cookie with a domain", h: Handler{SessionPath: "/s", SessionCookie: "__Host-id", SessionDomain: "example.com"}, want: "host-only"},
 		{name: "origin with a trailing colon", h: Handler{SessionPath: "/s", SessionOrigins: []string{"https://a.example:"}}, want: "not an origin"},
 		{name: "origin null", h: Handler{SessionPath: "/s", SessionOrigins: []string{"null"}}, want: "not an origin"},
+		{name: "origin port 0", h: Handler{SessionPath: "/s", SessionOrigins: []string{"http://a.example:0"}}, want: "out of range"},
+		{name: "origin port 99999", h: Handler{SessionPath: "/s", SessionOrigins: []string{"http://a.example:99999"}}, want: "out of range"},
+		{name: "session_path /", h: Handler{SessionPath: "/"}, want: "clean path below /"},
+		{name: "session_path with ..", h: Handler{SessionPath: "/a/../b"}, want: "clean path"},
+		{name: "session_path with //", h: Handler{SessionPath: "/a//b"}, want: "clean path"},
+		{name: "session_path with a trailing slash", h: Handler{SessionPath: "/a/"}},
+		{name: "__host- in another case with a domain", h: Handler{SessionPath: "/s", SessionCookie: "__host-id", SessionDomain: "example.com"}, want: "host-only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
