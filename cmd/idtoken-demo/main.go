@@ -1,12 +1,14 @@
-// Command idtoken-demo makes the demo key pair that example.Caddyfile trusts
-// and signs tokens with it, so the example runs offline:
+// Command idtoken-demo runs the example offline: the Gigya stand-in and
+// Caddy with example.Caddyfile, and the demo key pair that the example's
+// API route trusts, with tokens signed by it:
 //
+//	go run ./cmd/idtoken-demo example          # the whole example on http://localhost:8080
 //	go run ./cmd/idtoken-demo keys             # write example/demo-key.pem and example/demo-jwks.json
 //	go run ./cmd/idtoken-demo token -sub alice  # print a token (makes the keys if missing)
 //	go run ./cmd/idtoken-demo token -n 3000     # 3000 distinct tokens, one per line
 //
-// The key is generated on your machine and never committed: a demo key that
-// everyone knows would let anyone mint tokens for a copied example.
+// The keys are generated on your machine and never committed: a demo key
+// that everyone knows would let anyone mint tokens for a copied example.
 package main
 
 import (
@@ -43,7 +45,10 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: idtoken-demo keys | token [-sub ID] [-email ADDR] [-ttl DURATION] [-n COUNT] [-dir DIR]")
+		return errors.New("usage: idtoken-demo example | keys | token [-sub ID] [-email ADDR] [-ttl DURATION] [-n COUNT] [-dir DIR]")
+	}
+	if args[0] == "example" {
+		return runExample(args[1:])
 	}
 	fset := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fset.String("dir", "example", "directory for demo-key.pem and demo-jwks.json")
