@@ -322,9 +322,10 @@ func TestRejectForgedWorkBounded(t *testing.T) {
 		parts := strings.Split(tok, ".")
 		small := parts[0] + "." + b64u([]byte("{}")) + "." + parts[2]
 		big, base := refuse(name, tok), refuse(name+" (small payload)", small)
-		// Two allocations of slack: under -race sync.Pool keeps nothing and
-		// counts wobble by one; a payload-walking parser adds thousands.
-		if big > base+2 || big > 64 {
+		// Sixteen allocations of slack: under -race sync.Pool drops a
+		// random share of what it is given, so counts wobble by several
+		// (seen: 46 against 41); a payload-walking parser adds thousands.
+		if big > base+16 || big > 80 {
 			t.Errorf("%s: %.0f allocations to refuse, %.0f with a two-byte payload", name, big, base)
 		}
 	}
