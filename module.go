@@ -391,13 +391,13 @@ func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejecti
 		return nil, tok, rej
 	}
 	if keys == nil {
-		keys = h.keys.Refresh(r.Context()) // the first fetch may still be running
+		keys = h.keys.RefreshSince(r.Context(), nil) // the first fetch may still be running
 	}
 	// Verify answers 503 when there is still no key set, or none is left
 	// after the refetch below (a stored set outgrew max_stale).
 	claims, rej := h.verifier.Verify(tok, keys, now)
 	if rej != nil && rej.Reason == ReasonUnknownKID {
-		if fresh := h.keys.Refresh(r.Context()); fresh != keys {
+		if fresh := h.keys.RefreshSince(r.Context(), keys); fresh != keys {
 			keys = fresh
 			claims, rej = h.verifier.Verify(tok, keys, now)
 		}

@@ -297,7 +297,15 @@ func (s *RefreshingKeySet) Current() *KeySet { return s.current.Load() }
 // kids cannot become a flood of fetches. It returns the key set current after
 // the wait.
 func (s *RefreshingKeySet) Refresh(ctx context.Context) *KeySet {
-	s.await(ctx, s.requestFetch(false))
+	return s.RefreshSince(ctx, s.current.Load())
+}
+
+// RefreshSince is Refresh for a caller that found seen (nil: none) wanting:
+// when another set was installed since the caller looked, that one is
+// returned without a fetch. A request that read "no keys" or "unknown kid"
+// just before a fetch ended must not start another one.
+func (s *RefreshingKeySet) RefreshSince(ctx context.Context, seen *KeySet) *KeySet {
+	s.await(ctx, s.requestFetch(false, seen))
 	return s.current.Load()
 }
 
@@ -309,7 +317,7 @@ func (s *RefreshingKeySet) Refresh(ctx context.Context) *KeySet {
 // call that arrives while it runs. It waits like Refresh, at most the fetch
 // timeout.
 func (s *RefreshingKeySet) refreshNow(ctx context.Context) {
-	s.await(ctx, s.requestFetch(true))
+	s.await(ctx, s.requestFetch(true, nil))
 }
 
 // await waits until ch (nil: nothing to wait for) is closed, ctx ends or the
@@ -330,10 +338,14 @@ func (s *RefreshingKeySet) await(ctx context.Context, ch <-chan struct{}) {
 // requestFetch returns a channel closed when the fetch serving this request
 // ends, or nil when no fetch will happen (rate floor, or stopped). A forced
 // request skips the rate floor and does not join a fetch already running.
-func (s *RefreshingKeySet) requestFetch(force bool) <-chan struct{} {
+// An unforced one needs none when the set is no longer seen, the set its
+// caller found wanting (the set and lastFetch change together, under mu).
+func (s *RefreshingKeySet) requestFetch(force bool, seen *KeySet) <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case !force && s.current.Load() != seen:
+		return nil
 	case s.pending != nil && force && s.running:
 		if s.again == nil {
 			s.again = make(chan struct{})

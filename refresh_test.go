@@ -548,20 +548,20 @@ func TestForcedRefresh(t *testing.T) {
 	is.mu.Lock()
 	is.blocked = block
 	is.mu.Unlock()
-	running := s.requestFetch(true)
+	running := s.requestFetch(true, nil)
 	for is.hits.Load() < 3 { // the fetch is at the issuer
 		time.Sleep(time.Millisecond)
 	}
 	is.serve(http.StatusOK, jwksJSON(t, k2)) // rotated after that fetch was sent
-	if ch := s.requestFetch(false); ch != running {
+	if ch := s.requestFetch(false, s.Current()); ch != running {
 		t.Fatal("a request did not join the running fetch")
 	}
-	after := s.requestFetch(true)
+	after := s.requestFetch(true, nil)
 	if after == running {
 		t.Fatal("a forced refresh joined the fetch that was already running")
 	}
 	for range 20 {
-		if ch := s.requestFetch(true); ch != after {
+		if ch := s.requestFetch(true, nil); ch != after {
 			t.Fatal("forced refreshes during one fetch do not share the next")
 		}
 	}
@@ -616,5 +616,28 @@ func TestLiveKeySets(t *testing.T) {
 			t.Errorf("set %d: %s %s source %s handlers %d; want %s %s source %s handlers %d", i,
 				st.Kind, st.Location, st.Source, st.Handlers, configs[i].kind, configs[i].location, wantSource[i], wantHandlers[i])
 		}
+	}
+}
+
+// TestRefreshSinceNewerSet: a caller that found a set wanting gets the set
+// installed since it looked, without a fetch (a request that read "no keys"
+// just before the first fetch ended must not start a second one).
+func TestRefreshSinceNewerSet(t *testing.T) {
+	k1 := newRSAKey(t, "k1", 0)
+	is := newIssuer(t, jwksJSON(t, k1))
+	s, err := newRefreshingKeySet(keySetConfig{kind: "jwks_url", location: is.URL, minRefresh: time.Nanosecond}, zap.NewNop, time.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Destruct()
+	first := s.RefreshSince(context.Background(), nil)
+	if first == nil || is.hits.Load() != 1 {
+		t.Fatalf("first load: set %v, %d fetches", first, is.hits.Load())
+	}
+	if got := s.RefreshSince(context.Background(), nil); got != first || is.hits.Load() != 1 {
+		t.Fatalf("a caller that saw no set fetched again: %d fetches", is.hits.Load())
+	}
+	if got := s.RefreshSince(context.Background(), first); got == nil || is.hits.Load() != 2 {
+		t.Fatalf("a caller that saw the current set did not fetch: %d fetches", is.hits.Load())
 	}
 }
