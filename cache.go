@@ -29,6 +29,7 @@ const (
 type tokenCache struct {
 	size   int
 	leeway int64 // nanoseconds
+	maxAge int64 // nanoseconds; 0: no max_age
 	m      sync.Map
 	count  atomic.Int64
 	evict  sync.Mutex
@@ -46,11 +47,11 @@ type cacheEntry struct {
 
 // newTokenCache returns a cache of at most size tokens, or nil (no caching)
 // when size is 0.
-func newTokenCache(size int, leeway time.Duration) *tokenCache {
+func newTokenCache(size int, leeway, maxAge time.Duration) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	return &tokenCache{size: size, leeway: leeway.Nanoseconds()}
+	return &tokenCache{size: size, leeway: leeway.Nanoseconds(), maxAge: maxAge.Nanoseconds()}
 }
 
 // lookup returns the claims of a previously verified token if they are still
@@ -122,10 +123,20 @@ func (c *tokenCache) store(raw string, claims *Claims, keys *KeySet) {
 		claims.rendered = nil // not shared: rendered on demand like any uncached token
 		return
 	}
+	expiresAt := satAdd(exp, c.leeway)
+	if c.maxAge > 0 {
+		// With max_age the token also ends when it grows too old: the
+		// first instant checkAge refuses it.
+		start, ok := ageStart(claims.m)
+		if !ok || start == nil {
+			return
+		}
+		expiresAt = min(expiresAt, satAdd(satAdd(*start, c.maxAge), c.leeway+1))
+	}
 	e := &cacheEntry{
 		claims:    claims,
 		validFrom: satAdd(nbf, -c.leeway),
-		expiresAt: satAdd(exp, c.leeway),
+		expiresAt: expiresAt,
 		gen:       keys.gen,
 		issuer:    keys.Issuer,
 	}

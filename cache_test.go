@@ -23,7 +23,7 @@ func staticKeys(set *KeySet) *RefreshingKeySet {
 // cachingHandler is a handler with a verifier, a cache of size tokens and a
 // fixed key set, whose clock stands at now.
 func cachingHandler(v *Verifier, p Policy, set *KeySet, now time.Time, size int) *Handler {
-	return &Handler{verifier: v, cache: newTokenCache(size, p.Leeway), keys: staticKeys(set), now: func() time.Time { return now }}
+	return &Handler{verifier: v, cache: newTokenCache(size, p.Leeway, p.MaxAge), keys: staticKeys(set), now: func() time.Time { return now }}
 }
 
 // oneKeyHandler is a caching handler on a set holding only k1, RS256 allowed.
@@ -190,7 +190,7 @@ func TestCacheBounds(t *testing.T) {
 			t.Fatalf("cache holds %d entries, size is 50", n)
 		}
 	}
-	if newTokenCache(0, time.Minute) != nil {
+	if newTokenCache(0, time.Minute, 0) != nil {
 		t.Fatal("cache_size 0 made a cache")
 	}
 }
@@ -266,7 +266,7 @@ func TestCacheMemoryBound(t *testing.T) {
 				return sign(t, k1, c, nil)
 			}
 			cached := func(size int) bool {
-				h.cache = newTokenCache(n, time.Minute)
+				h.cache = newTokenCache(n, time.Minute, 0)
 				_, rej := verifyRequest(h, token(size, 0))
 				return rej == nil && h.cache.Len() == 1
 			}
@@ -286,7 +286,7 @@ func TestCacheMemoryBound(t *testing.T) {
 			for i := range tokens {
 				tokens[i] = token(lo, i)
 			}
-			h.cache = newTokenCache(n, time.Minute)
+			h.cache = newTokenCache(n, time.Minute, 0)
 			before := liveHeap()
 			for _, tok := range tokens {
 				if _, rej := verifyRequest(h, tok); rej != nil {

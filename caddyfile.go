@@ -37,6 +37,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    algorithms   <alg>...
 //	    leeway       <duration>
 //	    require      <claim> <value>...
+//	    require_scope <scope>...
+//	    max_age      <duration>
 //	    from_header  <name>
 //	    from_cookie  <name>
 //	    from_query   <name>
@@ -95,7 +97,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		sub := d.Val()
 		switch sub {
-		case "login_redirect", "session_path", "session_cookie", "session_domain":
+		case "login_redirect", "session_path", "session_cookie", "session_domain", "max_age":
 			if given[sub] {
 				return d.Errf("%s: given twice", sub)
 			}
@@ -149,6 +151,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require: the claim name must not be empty")
 			}
 			h.Require = append(h.Require, ClaimRequirement{Claim: args[0], Values: args[1:]})
+		case "require_scope":
+			var scopes []string
+			if err = someArgs(d, &scopes); err == nil {
+				for _, sc := range scopes {
+					if err = argCheck(d, checkScope(sc)); err != nil {
+						break
+					}
+				}
+				h.RequireScope = append(h.RequireScope, scopes)
+			}
+		case "max_age":
+			if err = durationArg(d, &h.MaxAge); err == nil && h.MaxAge == 0 {
+				err = d.Err("max_age: must be longer than 0 (leave it out for no bound)")
+			}
 		case "from_header", "from_cookie", "from_query":
 			var name string
 			if err = oneArg(d, &name); err == nil {

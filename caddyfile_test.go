@@ -84,6 +84,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				PassCORSPreflight: true,
 			},
 		},
+		{name: "scopes and token age", input: "idtoken {\n jwks_file x\n require_scope read write\n require_scope admin\n max_age 15m\n}",
+			want: Handler{JWKSFile: "x", RequireScope: [][]string{{"read", "write"}, {"admin"}}, MaxAge: caddy.Duration(15 * time.Minute)}},
 		{name: "session_path alone takes the defaults", input: "idtoken {\n jwks_file x\n session_path /s\n}", want: Handler{JWKSFile: "x", SessionPath: "/s"}},
 		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
 	}
@@ -156,6 +158,11 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"login_redirect twice", "jwks_file x\n\tlogin_redirect /a\n\tlogin_redirect /b", "login_redirect: given twice", 5},
 		{"session_path /", "jwks_file x\n\tsession_path /", "must be a clean path below /", 4},
 		{"session_cookie __host- with a domain", "jwks_file x\n\tsession_path /s\n\tsession_domain example.com\n\tsession_cookie __host-x", "must be host-only", 6},
+		{"require_scope without a scope", "jwks_file x\n\trequire_scope", "require_scope: missing argument", 4},
+		{"require_scope with a quote", "jwks_file x\n\trequire_scope `a\"b`", "is not a scope", 4},
+		{"max_age zero", "jwks_file x\n\tmax_age 0s", "max_age: must be longer than 0", 4},
+		{"max_age negative", "jwks_file x\n\tmax_age -1m", "must not be negative", 4},
+		{"max_age twice", "jwks_file x\n\tmax_age 1h\n\tmax_age 2h", "max_age: given twice", 5},
 		{"pass_cors_preflight with argument", "jwks_file x\n\tpass_cors_preflight yes", "wrong argument count", 4},
 	}
 	for _, tc := range tests {

@@ -51,6 +51,8 @@ var reasonSlugs = [...]struct{ reason, slug string }{
 	{ReasonAudience, "audience"},
 	{ReasonAPIKey, "api_key"},
 	{ReasonRequire, "require"},
+	{ReasonScope, "scope"},
+	{ReasonTooOld, "too_old"},
 	{ReasonNoKeys, "no_keys"},
 	{ReasonManyTokens, "many_tokens"},
 	{ReasonBadQuery, "bad_query"},

@@ -55,6 +55,12 @@ type Handler struct {
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 	// Claim checks that must all hold; a failure is 403.
 	Require []ClaimRequirement `json:"require,omitempty"`
+	// Scope lists: the token must carry every scope of each list, in its
+	// scope or scp claim; a failure is 403 with the list in the challenge.
+	RequireScope [][]string `json:"require_scope,omitempty"`
+	// Refuse (401) tokens whose auth_time, or iat without one, is longer
+	// ago than this, leeway applied. Default: no bound.
+	MaxAge caddy.Duration `json:"max_age,omitempty"`
 
 	// Where the token is read from. Every occurrence in every source is
 	// read, and they must all be the same token (else 400). Default: the
@@ -154,7 +160,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.CacheSize != nil {
 		cacheSize = *h.CacheSize
 	}
-	h.cache = newTokenCache(cacheSize, policy.Leeway)
+	h.cache = newTokenCache(cacheSize, policy.Leeway, policy.MaxAge)
 	h.redirector = newLoginRedirector(h.LoginRedirect)
 	h.session = newSessionEndpoint(h)
 	h.carriers = h.sources()
@@ -195,6 +201,9 @@ func (h *Handler) policy() Policy {
 		Leeway:     defaultLeeway,
 		APIKey:     h.APIKey,
 		Require:    h.Require,
+
+		RequireScope: h.RequireScope,
+		MaxAge:       time.Duration(h.MaxAge),
 	}
 	if len(p.Algorithms) == 0 {
 		p.Algorithms = []string{"RS256"}
@@ -285,6 +294,19 @@ func (h *Handler) Validate() error {
 		if r.Claim == "" || len(r.Values) == 0 {
 			return errors.New("idtoken: require needs a claim and at least one value")
 		}
+	}
+	for _, scopes := range h.RequireScope {
+		if len(scopes) == 0 {
+			return errors.New("idtoken: require_scope needs at least one scope")
+		}
+		for _, sc := range scopes {
+			if err := checkScope(sc); err != nil {
+				return fmt.Errorf("idtoken: %w", err)
+			}
+		}
+	}
+	if h.MaxAge < 0 {
+		return errors.New("idtoken: max_age must not be negative")
 	}
 	if h.LoginRedirect != nil {
 		if err := h.LoginRedirect.validate(); err != nil {
@@ -457,6 +479,9 @@ func (h *Handler) setChallenge(w http.ResponseWriter, r *http.Request, rej *Reje
 		challenge += `, error="invalid_request", error_description="` + rej.Reason + `"`
 	case rej.Status == http.StatusForbidden:
 		challenge += `, error="insufficient_scope", error_description="` + rej.Reason + `"`
+		if rej.Scope != "" { // RFC 6750 section 3: the scope the request needs
+			challenge += `, scope="` + rej.Scope + `"`
+		}
 	case rej.Status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "10")
 		return

@@ -46,6 +46,8 @@ const (
 	ReasonAudience     = "audience not allowed"
 	ReasonAPIKey       = "apiKey does not match"
 	ReasonRequire      = "required claim not satisfied"
+	ReasonScope        = "required scope missing"
+	ReasonTooOld       = "token too old"
 	ReasonNoKeys       = "signing keys unavailable"
 	ReasonManyTokens   = "more than one token"
 	ReasonBadQuery     = "unreadable query string"
@@ -55,6 +57,7 @@ const (
 type Rejection struct {
 	Status int
 	Reason string
+	Scope  string // ReasonScope: the scopes of the require_scope line that failed
 }
 
 func (r *Rejection) Error() string { return r.Reason }
@@ -89,6 +92,11 @@ type Policy struct {
 	APIKey string
 	// Require lists claim checks that must all hold (403 otherwise).
 	Require []ClaimRequirement
+	// RequireScope lists scope sets the token must each carry all of, in
+	// scope or scp (403 otherwise).
+	RequireScope [][]string
+	// MaxAge bounds the time since auth_time (or iat without it); 0: no bound.
+	MaxAge time.Duration
 }
 
 // Verifier checks tokens against a policy. It does no I/O and keeps no
@@ -253,6 +261,11 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 	} else if present && t+leeway < iat {
 		return unauthorized(ReasonIssuedFuture)
 	}
+	if p.MaxAge > 0 {
+		if rej := checkAge(c, t-leeway, p.MaxAge); rej != nil {
+			return rej
+		}
+	}
 
 	issuers := p.Issuers
 	if len(issuers) == 0 && keys.Issuer != "" {
@@ -279,7 +292,43 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 			return &Rejection{Status: http.StatusForbidden, Reason: ReasonRequire}
 		}
 	}
+	for _, scopes := range p.RequireScope {
+		if !hasScopes(c, scopes) {
+			return &Rejection{Status: http.StatusForbidden, Reason: ReasonScope, Scope: strings.Join(scopes, " ")}
+		}
+	}
 	return nil
+}
+
+// checkAge refuses a token whose login (auth_time, or iat when there is
+// none) is more than maxAge before t (the clock, leeway already applied).
+// A token with neither claim cannot show its age, so it is refused too.
+func checkAge(c map[string]any, t int64, maxAge time.Duration) *Rejection {
+	start, ok := ageStart(c)
+	switch {
+	case !ok:
+		return unauthorized(ReasonMalformed)
+	case start == nil:
+		return unauthorized(ReasonTooOld)
+	case satAdd(*start, maxAge.Nanoseconds()) < t:
+		return unauthorized(ReasonTooOld)
+	}
+	return nil
+}
+
+// ageStart is the instant a token's age counts from: auth_time, else iat;
+// nil when it has neither. ok is false for a claim that is not a number.
+func ageStart(c map[string]any) (start *int64, ok bool) {
+	for _, name := range []string{"auth_time", "iat"} {
+		ns, present, ok := numericDate(c, name)
+		if !ok {
+			return nil, false
+		}
+		if present {
+			return &ns, true
+		}
+	}
+	return nil, true
 }
 
 // numericDate reads a NumericDate claim (RFC 7519 section 2) as the
