@@ -118,21 +118,21 @@ func TestAdminListsKeySets(t *testing.T) {
 	}{
 		{"jwks_url", func(t *testing.T) (*Handler, string, string, string, string) {
 			is := newIssuer(t, doc)
-			return &Handler{JWKSURL: is.URL}, "jwks_url", is.URL, "", is.URL
+			return &Handler{Trust: Trust{JWKSURL: is.URL}}, "jwks_url", is.URL, "", is.URL
 		}},
 		{"oidc", func(t *testing.T) (*Handler, string, string, string, string) {
 			issuer := oidcProvider(t, doc, &atomic.Bool{}, "/jwks")
-			return &Handler{OIDCIssuer: issuer}, "oidc", issuer, issuer, issuer
+			return &Handler{Trust: Trust{OIDCIssuer: issuer}}, "oidc", issuer, issuer, issuer
 		}},
 		{"gigya", func(t *testing.T) (*Handler, string, string, string, string) {
 			is := newIssuer(t, doc)
 			endpoint := is.URL + "/accounts.getJWTPublicKey"
-			return &Handler{APIKey: "3_site", DataCenter: is.URL}, "gigya", endpoint + "?apiKey=3_site&V2=true", "", endpoint
+			return &Handler{Trust: Trust{APIKey: "3_site", DataCenter: is.URL}}, "gigya", endpoint + "?apiKey=3_site&V2=true", "", endpoint
 		}},
 		{"jwks_file", func(t *testing.T) (*Handler, string, string, string, string) {
 			path := t.TempDir() + "/jwks.json"
 			writeFile(t, path, doc)
-			return &Handler{JWKSFile: path}, "jwks_file", path, "", path
+			return &Handler{Trust: Trust{JWKSFile: path}}, "jwks_file", path, "", path
 		}},
 	}
 	for _, tc := range tests {
@@ -141,7 +141,7 @@ func TestAdminListsKeySets(t *testing.T) {
 			h.RefreshInterval = caddy.Duration(30 * time.Minute)
 			before := time.Now()
 			provisioned(t, h)
-			waitLoaded(t, h.keys)
+			waitLoaded(t, h.trusts[0].keys)
 
 			w := adminRequest(t, http.MethodGet, "/idtoken/keysets")
 			if strings.Contains(w.Body.String(), secret) {
@@ -221,8 +221,8 @@ func deref(s *string) any {
 func TestAdminRefreshPicksUpRotatedKey(t *testing.T) {
 	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
 	is := newIssuer(t, jwksJSON(t, k1))
-	h := provisioned(t, &Handler{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Hour)})
-	waitLoaded(t, h.keys)
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Hour)}})
+	waitLoaded(t, h.trusts[0].keys)
 	request := func() error {
 		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 		bearer(sign(t, k2, validClaims(), nil))(r)
@@ -268,8 +268,8 @@ func TestAdminRefreshFailure(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			is := newIssuer(t, jwksJSON(t, k1))
-			h := provisioned(t, &Handler{JWKSURL: is.URL})
-			loaded := waitLoaded(t, h.keys)
+			h := provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL}})
+			loaded := waitLoaded(t, h.trusts[0].keys)
 			before := viewAt(t, keySetsAnswer(t, adminRequest(t, http.MethodGet, "/idtoken/keysets")), is.URL)
 
 			tc.fail(is)
@@ -277,7 +277,7 @@ func TestAdminRefreshFailure(t *testing.T) {
 			if failed.LastError == nil || !strings.Contains(*failed.LastError, tc.wantErr) {
 				t.Fatalf("last_error %v, want it to say %q", deref(failed.LastError), tc.wantErr)
 			}
-			if !slices.Equal(thumbprints(failed), thumbprints(before)) || !failed.LoadedAt.Equal(*before.LoadedAt) || h.keys.Current() != loaded {
+			if !slices.Equal(thumbprints(failed), thumbprints(before)) || !failed.LoadedAt.Equal(*before.LoadedAt) || h.trusts[0].keys.Current() != loaded {
 				t.Fatal("a failed fetch replaced the keys")
 			}
 			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
@@ -302,7 +302,7 @@ func TestAdminRoutes(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	a, b := newIssuer(t, jwksJSON(t, k1)), newIssuer(t, jwksJSON(t, k1))
 	for _, is := range []*issuer{a, b} {
-		waitLoaded(t, provisioned(t, &Handler{JWKSURL: is.URL}).keys)
+		waitLoaded(t, provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL}}).trusts[0].keys)
 	}
 	refresh := "/idtoken/keysets/refresh"
 	tests := []struct {
@@ -360,8 +360,8 @@ func TestAdminRoutes(t *testing.T) {
 func TestAdminConcurrentRefreshesShareOneFetch(t *testing.T) {
 	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
 	is := newIssuer(t, jwksJSON(t, k1))
-	h := provisioned(t, &Handler{JWKSURL: is.URL})
-	waitLoaded(t, h.keys)
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL}})
+	waitLoaded(t, h.trusts[0].keys)
 
 	block := make(chan struct{})
 	is.mu.Lock()
@@ -414,10 +414,10 @@ func TestAdminHandlerCounts(t *testing.T) {
 	// One storage for all: a shared set saves to the latest handler's, which
 	// must outlive the subtest.
 	storage := &certmagic.FileStorage{Path: t.TempDir()}
-	waitLoaded(t, provisioned(t, &Handler{JWKSURL: is.URL, storage: storage}).keys)
+	waitLoaded(t, provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL}, storage: storage}).trusts[0].keys)
 	t.Run("three handlers, two settings", func(t *testing.T) {
-		provisioned(t, &Handler{JWKSURL: is.URL, storage: storage})
-		waitLoaded(t, provisioned(t, &Handler{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Hour), storage: storage}).keys)
+		provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL}, storage: storage})
+		waitLoaded(t, provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Hour)}, storage: storage}).trusts[0].keys)
 		// Sorted by refresh settings: the default 10s floor, then 1h.
 		if got := handlersAt(t); !slices.Equal(got, []int{2, 1}) {
 			t.Fatalf("handlers %v, want [2 1]", got)

@@ -55,7 +55,7 @@ func benchHandler(b *testing.B, cacheSize int) (*Handler, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = releaseKeySet(quiet) })
-	h := provisioned(b, &Handler{JWKSFile: path, Audience: []string{"client-1"}, Issuer: []string{"https://issuer.test"}, CacheSize: &cacheSize})
+	h := provisioned(b, &Handler{Trust: Trust{JWKSFile: path, Audience: []string{"client-1"}, Issuer: []string{"https://issuer.test"}}, CacheSize: &cacheSize})
 	return h, sign(b, k, validClaims(), nil)
 }
 

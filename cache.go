@@ -55,11 +55,12 @@ func newTokenCache(size int, leeway, maxAge time.Duration) *tokenCache {
 }
 
 // lookup returns the claims of a previously verified token if they are still
-// valid at now under keys: not expired, not before nbf (leeway applied), and
+// valid at now under the current key set of the trust that verified it
+// (keysOf gives it): not expired, not before nbf (leeway applied), and
 // the key that verified the token still in the set. Otherwise it forgets the
 // entry and returns nil. A nil cache never hits.
-func (c *tokenCache) lookup(raw string, keys *KeySet, now time.Time) *Claims {
-	if c == nil || keys == nil {
+func (c *tokenCache) lookup(raw string, now time.Time, keysOf func(trust int) *KeySet) *Claims {
+	if c == nil {
 		return nil
 	}
 	v, ok := c.m.Load(raw)
@@ -67,8 +68,9 @@ func (c *tokenCache) lookup(raw string, keys *KeySet, now time.Time) *Claims {
 		return nil
 	}
 	e := v.(*cacheEntry)
+	keys := keysOf(e.claims.trust) // the set of the trust that verified it
 	t := now.UnixNano()
-	if t >= e.expiresAt || t < e.validFrom || !c.confirmKey(raw, e, keys) {
+	if keys == nil || t >= e.expiresAt || t < e.validFrom || !c.confirmKey(raw, e, keys) {
 		c.remove(raw, e)
 		return nil
 	}

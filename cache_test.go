@@ -23,7 +23,7 @@ func staticKeys(set *KeySet) *RefreshingKeySet {
 // cachingHandler is a handler with a verifier, a cache of size tokens and a
 // fixed key set, whose clock stands at now.
 func cachingHandler(v *Verifier, p Policy, set *KeySet, now time.Time, size int) *Handler {
-	return &Handler{verifier: v, cache: newTokenCache(size, p.Leeway, p.MaxAge), keys: staticKeys(set), now: func() time.Time { return now }}
+	return &Handler{trusts: oneTrust(v, staticKeys(set)), cache: newTokenCache(size, p.Leeway, p.MaxAge), now: func() time.Time { return now }}
 }
 
 // oneKeyHandler is a caching handler on a set holding only k1, RS256 allowed.
@@ -53,11 +53,11 @@ func TestCacheMatchesMissOnRejectionMatrix(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v, p, set := m.setup(t, tc)
 			h := cachingHandler(v, p, set, testNow, 100)
-			uncached := &Handler{verifier: v, keys: staticKeys(set), now: h.now}
+			uncached := &Handler{trusts: oneTrust(v, staticKeys(set)), now: h.now}
 
 			want, wantRej := verifyRequest(uncached, tc.token)
 			miss, missRej := verifyRequest(h, tc.token)
-			hitBefore := h.cache.lookup(tc.token, set, testNow) != nil
+			hitBefore := h.cache.lookup(tc.token, testNow, only(set)) != nil
 			hit, hitRej := verifyRequest(h, tc.token)
 
 			for _, got := range []*Rejection{missRej, hitRej} {
@@ -112,7 +112,7 @@ func TestCacheExpiryWhileCached(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if hit := h.cache.lookup(token, set, tc.at) != nil; hit != tc.hit {
+			if hit := h.cache.lookup(token, tc.at, only(set)) != nil; hit != tc.hit {
 				t.Fatalf("hit = %v, want %v", hit, tc.hit)
 			}
 		})
@@ -127,7 +127,7 @@ func TestCacheExpiryWhileCached(t *testing.T) {
 	// nbf in the cache: a token whose nbf is ahead by less than the leeway
 	// is served from the cache only while nbf - leeway has passed.
 	early := testNow.Add(-40 * time.Second) // nbf is 60 s after this: beyond the 30 s leeway
-	if h.cache.lookup(token, set, early) != nil {
+	if h.cache.lookup(token, early, only(set)) != nil {
 		t.Fatal("cache served a token before nbf")
 	}
 }
@@ -160,12 +160,12 @@ func TestCacheKeyRemovalWhileCached(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if hit := h.cache.lookup(token, tc.set, testNow) != nil; hit != tc.hit {
+			if hit := h.cache.lookup(token, testNow, only(tc.set)) != nil; hit != tc.hit {
 				t.Fatalf("hit = %v, want %v", hit, tc.hit)
 			}
 		})
 	}
-	h.keys = staticKeys(stamped(5, "", k2))
+	h.trusts[0].keys = staticKeys(stamped(5, "", k2))
 	if _, rej := verifyRequest(h, token); rej == nil || rej.Reason != ReasonUnknownKID {
 		t.Fatalf("token of a removed key: %v", rej)
 	}
@@ -317,4 +317,12 @@ func liveHeap() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// only is a keysOf for the cache: set, whichever trust.
+func only(set *KeySet) func(int) *KeySet { return func(int) *KeySet { return set } }
+
+// oneTrust is the trusts of a handler built without Provision.
+func oneTrust(v *Verifier, keys *RefreshingKeySet) []*trustedSource {
+	return []*trustedSource{{verifier: v, keys: keys}}
 }

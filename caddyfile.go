@@ -54,6 +54,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    refresh_interval     <duration>
 //	    min_refresh_interval <duration>
 //	    max_stale            <duration>
+//	    key_thumbprints      <thumbprint>...
+//	    trust {
+//	        <key source, issuer, audience, algorithms, refresh_interval,
+//	         min_refresh_interval, max_stale, key_thumbprints>
+//	    }
 //	    cache_size           <n>
 //	}
 //
@@ -67,9 +72,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	directiveLine := *d // for errors about the block as a whole
-	// data_center can only be judged once the whole block is read (api_key
-	// may come after it), so its position is kept for that error.
-	var dataCenterLine *caddyfile.Dispenser
 	// Likewise session_cookie, session_domain and session_origins need a
 	// session_path that may come later; the first of them is kept.
 	var sessionLine *caddyfile.Dispenser
@@ -79,21 +81,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			sessionLine = &at
 		}
 	}
-	source := ""
-	setSource := func(name string, field *string) error {
-		if source != "" {
-			return d.Errf("%s: only one key source may be set (%s was set already)", name, source)
-		}
-		source = name
-		if err := oneArg(d, field); err != nil {
-			return err
-		}
-		if *field == "" {
-			return d.Errf("%s: must not be empty", name)
-		}
-		return nil
-	}
-	given := map[string]bool{} // single-valued subdirectives seen
+	top := trustParser{t: &h.Trust}
+	var trustLines []caddyfile.Dispenser // where each trust block starts
+	given := map[string]bool{}           // single-valued subdirectives seen
 	for d.NextBlock(0) {
 		sub := d.Val()
 		switch sub {
@@ -105,38 +95,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		var err error
 		switch sub {
-		case "api_key":
-			err = setSource(sub, &h.APIKey)
-		case "oidc_issuer":
-			if err = setSource(sub, &h.OIDCIssuer); err == nil {
-				err = httpURLArg(d, sub, h.OIDCIssuer)
-			}
-		case "jwks_url":
-			if err = setSource(sub, &h.JWKSURL); err == nil {
-				err = httpURLArg(d, sub, h.JWKSURL)
-			}
-		case "jwks_file":
-			err = setSource(sub, &h.JWKSFile)
-		case "data_center":
+		case "trust":
 			at := *d
-			dataCenterLine = &at
-			if err = oneArg(d, &h.DataCenter); err == nil {
-				if _, berr := gigyaBaseURL(h.DataCenter); berr != nil {
-					err = d.Errf("data_center: %v", berr)
-				}
-			}
-		case "issuer":
-			err = someArgs(d, &h.Issuer)
-		case "audience":
-			err = someArgs(d, &h.Audience)
-		case "algorithms":
-			if err = someArgs(d, &h.Algorithms); err == nil {
-				for _, alg := range h.Algorithms {
-					if aerr := checkAlgorithm(alg); aerr != nil {
-						err = d.Errf("algorithms: %v", aerr)
-						break
-					}
-				}
+			var t Trust
+			if err = parseTrustBlock(d, &t); err == nil {
+				h.Trusts = append(h.Trusts, t)
+				trustLines = append(trustLines, at)
 			}
 		case "leeway":
 			if err = optionalDurationArg(d, &h.Leeway); err == nil && time.Duration(*h.Leeway) > maxLeeway {
@@ -232,10 +196,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.PassCORSPreflight = true
 		case "realm":
 			err = oneArg(d, &h.Realm)
-		case "refresh_interval":
-			err = durationArg(d, &h.RefreshInterval)
-		case "min_refresh_interval":
-			err = durationArg(d, &h.MinRefreshInterval)
 		case "cache_size":
 			var n string
 			if err = oneArg(d, &n); err == nil {
@@ -245,17 +205,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.CacheSize = &size
 			}
-		case "max_stale":
-			err = optionalDurationArg(d, &h.MaxStale)
 		default:
-			return d.Errf("unrecognized idtoken subdirective %q", sub)
+			var handled bool
+			if handled, err = top.parse(d, sub); !handled {
+				return d.Errf("unrecognized idtoken subdirective %q", sub)
+			}
 		}
 		if err != nil {
 			return err
 		}
 	}
-	if dataCenterLine != nil && h.DataCenter != "" && h.APIKey == "" {
-		return dataCenterLine.Err("data_center needs api_key: it only says where a Gigya site's keys are")
+	if err := top.finish(); err != nil {
+		return err
+	}
+	if len(h.Trusts) > 0 && top.first != nil {
+		return top.first.Errf("%s: the key source and its issuer settings go into the trust blocks when there are any", top.first.Val())
+	}
+	if err := h.validateTrusts(); err != nil && len(h.Trusts) > 1 {
+		// Only the overlap of two trusts is left to find (each block was
+		// checked as it was read): reported at the later block's line.
+		return trustLines[len(trustLines)-1].Err(err.Error())
 	}
 	if sessionLine != nil && h.SessionPath == "" {
 		return sessionLine.Errf("%s needs session_path: it configures the session endpoint", sessionLine.Val())
@@ -271,6 +240,119 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func argCheck(d *caddyfile.Dispenser, err error) error {
 	if err != nil {
 		return d.Err(err.Error())
+	}
+	return nil
+}
+
+// trustParser reads the subdirectives of one trust, at the top level or
+// in a trust block, and keeps what can only be judged once the block is
+// read.
+type trustParser struct {
+	t      *Trust
+	source string               // the key source subdirective seen
+	dc     *caddyfile.Dispenser // where data_center is: api_key may come after it
+	first  *caddyfile.Dispenser // the first trust subdirective, for "not with trust blocks"
+}
+
+// parse reads sub when it is a trust subdirective; handled is false when
+// it is not one.
+func (p *trustParser) parse(d *caddyfile.Dispenser, sub string) (handled bool, err error) {
+	t, at := p.t, *d
+	switch sub {
+	case "api_key":
+		err = p.setSource(d, sub, &t.APIKey)
+	case "oidc_issuer":
+		if err = p.setSource(d, sub, &t.OIDCIssuer); err == nil {
+			err = httpURLArg(d, sub, t.OIDCIssuer)
+		}
+	case "jwks_url":
+		if err = p.setSource(d, sub, &t.JWKSURL); err == nil {
+			err = httpURLArg(d, sub, t.JWKSURL)
+		}
+	case "jwks_file":
+		err = p.setSource(d, sub, &t.JWKSFile)
+	case "data_center":
+		p.dc = &at
+		if err = oneArg(d, &t.DataCenter); err == nil {
+			if _, berr := gigyaBaseURL(t.DataCenter); berr != nil {
+				err = d.Errf("data_center: %v", berr)
+			}
+		}
+	case "issuer":
+		err = someArgs(d, &t.Issuer)
+	case "audience":
+		err = someArgs(d, &t.Audience)
+	case "algorithms":
+		if err = someArgs(d, &t.Algorithms); err == nil {
+			for _, alg := range t.Algorithms {
+				if aerr := checkAlgorithm(alg); aerr != nil {
+					err = d.Errf("algorithms: %v", aerr)
+					break
+				}
+			}
+		}
+	case "refresh_interval":
+		err = durationArg(d, &t.RefreshInterval)
+	case "min_refresh_interval":
+		err = durationArg(d, &t.MinRefreshInterval)
+	case "max_stale":
+		err = optionalDurationArg(d, &t.MaxStale)
+	case "key_thumbprints":
+		err = someArgs(d, &t.KeyThumbprints)
+	default:
+		return false, nil
+	}
+	if p.first == nil {
+		p.first = &at
+	}
+	return true, err
+}
+
+func (p *trustParser) setSource(d *caddyfile.Dispenser, name string, field *string) error {
+	if p.source != "" {
+		return d.Errf("%s: only one key source may be set (%s was set already)", name, p.source)
+	}
+	p.source = name
+	if err := oneArg(d, field); err != nil {
+		return err
+	}
+	if *field == "" {
+		return d.Errf("%s: must not be empty", name)
+	}
+	return nil
+}
+
+// finish reports what needs the whole block: data_center without api_key.
+func (p *trustParser) finish() error {
+	if p.dc != nil && p.t.DataCenter != "" && p.t.APIKey == "" {
+		return p.dc.Err("data_center needs api_key: it only says where a Gigya site's keys are")
+	}
+	return nil
+}
+
+// parseTrustBlock reads a trust { ... } block into t. Only trust
+// subdirectives belong there; the rest applies to every trust.
+func parseTrustBlock(d *caddyfile.Dispenser, t *Trust) error {
+	at := *d
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	p := trustParser{t: t}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		handled, err := p.parse(d, sub)
+		if err != nil {
+			return err
+		}
+		if !handled {
+			return d.Errf("trust: %q does not belong in a trust block: only a key source and its issuer settings do; the rest applies to every trust at the top level", sub)
+		}
+	}
+	if err := p.finish(); err != nil {
+		return err
+	}
+	if err := t.validate(true); err != nil {
+		return at.Errf("trust: %v", err)
 	}
 	return nil
 }

@@ -46,25 +46,22 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				max_stale 3d
 				cache_size 500
 			}`,
-			want: Handler{
-				APIKey: "3_abc", DataCenter: "eu1",
-				Issuer: []string{"https://a.test", "https://b.test"}, Audience: []string{"app1", "app2"},
-				Algorithms: []string{"RS256", "ES256"}, Leeway: dur(30 * time.Second),
+			want: Handler{Trust: Trust{APIKey: "3_abc", DataCenter: "eu1", Issuer: []string{"https://a.test", "https://b.test"}, Audience: []string{"app1", "app2"}, Algorithms: []string{"RS256", "ES256"}, RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second), MaxStale: dur(72 * time.Hour)},
+				Leeway:       dur(30 * time.Second),
 				Require:      []ClaimRequirement{{"groups", []string{"admin", "ops"}}, {"email_verified", []string{"true"}}},
 				TokenSources: []TokenSource{{Cookie: "id_token"}, {Header: "X-Id-Token"}, {Query: "token"}},
 				Optional:     true, ForwardToken: true, Realm: "example",
-				RefreshInterval: caddy.Duration(2 * time.Hour), MinRefreshInterval: caddy.Duration(30 * time.Second),
-				MaxStale: dur(72 * time.Hour), CacheSize: intp(500),
+				CacheSize: intp(500),
 			},
 		},
-		{name: "oidc issuer", input: "idtoken {\n oidc_issuer https://op.test/tenant\n}", want: Handler{OIDCIssuer: "https://op.test/tenant"}},
-		{name: "jwks url", input: "idtoken {\n jwks_url https://op.test/oauth2/jwks\n}", want: Handler{JWKSURL: "https://op.test/oauth2/jwks"}},
-		{name: "jwks file", input: "idtoken {\n jwks_file /etc/jwks.json\n}", want: Handler{JWKSFile: "/etc/jwks.json"}},
-		{name: "max_stale zero turns persistence off", input: "idtoken {\n jwks_url https://x.test/jwks\n max_stale 0\n}", want: Handler{JWKSURL: "https://x.test/jwks", MaxStale: dur(0)}},
-		{name: "cache_size zero turns the cache off", input: "idtoken {\n jwks_file x\n cache_size 0\n}", want: Handler{JWKSFile: "x", CacheSize: intp(0)}},
-		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{JWKSFile: "x", Leeway: dur(0)}},
-		{name: "leeway of 10m is the most allowed", input: "idtoken {\n jwks_file x\n leeway 10m\n}", want: Handler{JWKSFile: "x", Leeway: dur(10 * time.Minute)}},
-		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}},
+		{name: "oidc issuer", input: "idtoken {\n oidc_issuer https://op.test/tenant\n}", want: Handler{Trust: Trust{OIDCIssuer: "https://op.test/tenant"}}},
+		{name: "jwks url", input: "idtoken {\n jwks_url https://op.test/oauth2/jwks\n}", want: Handler{Trust: Trust{JWKSURL: "https://op.test/oauth2/jwks"}}},
+		{name: "jwks file", input: "idtoken {\n jwks_file /etc/jwks.json\n}", want: Handler{Trust: Trust{JWKSFile: "/etc/jwks.json"}}},
+		{name: "max_stale zero turns persistence off", input: "idtoken {\n jwks_url https://x.test/jwks\n max_stale 0\n}", want: Handler{Trust: Trust{JWKSURL: "https://x.test/jwks", MaxStale: dur(0)}}},
+		{name: "cache_size zero turns the cache off", input: "idtoken {\n jwks_file x\n cache_size 0\n}", want: Handler{Trust: Trust{JWKSFile: "x"}, CacheSize: intp(0)}},
+		{name: "leeway zero is kept", input: "idtoken {\n jwks_file x\n leeway 0s\n}", want: Handler{Trust: Trust{JWKSFile: "x"}, Leeway: dur(0)}},
+		{name: "leeway of 10m is the most allowed", input: "idtoken {\n jwks_file x\n leeway 10m\n}", want: Handler{Trust: Trust{JWKSFile: "x"}, Leeway: dur(10 * time.Minute)}},
+		{name: "data center as domain", input: "idtoken {\n api_key k\n data_center cn1.gigya-api.cn\n}", want: Handler{Trust: Trust{APIKey: "k", DataCenter: "cn1.gigya-api.cn"}}},
 		{
 			name: "browser session",
 			input: `idtoken {
@@ -77,17 +74,17 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				session_origins https://a.example
 				pass_cors_preflight
 			}`,
-			want: Handler{
-				JWKSFile: "x", LoginRedirect: &LoginRedirect{URL: "/login", Param: "next"},
-				SessionPath: "/.idtoken/session", SessionCookie: "sid", SessionDomain: "example.com",
+			want: Handler{Trust: Trust{JWKSFile: "x"},
+				LoginRedirect: &LoginRedirect{URL: "/login", Param: "next"},
+				SessionPath:   "/.idtoken/session", SessionCookie: "sid", SessionDomain: "example.com",
 				SessionOrigins:    []string{"https://login.example.com", "http://localhost:3000", "https://a.example"},
 				PassCORSPreflight: true,
 			},
 		},
 		{name: "scopes and token age", input: "idtoken {\n jwks_file x\n require_scope read write\n require_scope admin\n max_age 15m\n}",
-			want: Handler{JWKSFile: "x", RequireScope: [][]string{{"read", "write"}, {"admin"}}, MaxAge: caddy.Duration(15 * time.Minute)}},
-		{name: "session_path alone takes the defaults", input: "idtoken {\n jwks_file x\n session_path /s\n}", want: Handler{JWKSFile: "x", SessionPath: "/s"}},
-		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}},
+			want: Handler{Trust: Trust{JWKSFile: "x"}, RequireScope: [][]string{{"read", "write"}, {"admin"}}, MaxAge: caddy.Duration(15 * time.Minute)}},
+		{name: "session_path alone takes the defaults", input: "idtoken {\n jwks_file x\n session_path /s\n}", want: Handler{Trust: Trust{JWKSFile: "x"}, SessionPath: "/s"}},
+		{name: "data center as URL", input: "idtoken {\n api_key k\n data_center http://127.0.0.1:9/\n}", want: Handler{Trust: Trust{APIKey: "k", DataCenter: "http://127.0.0.1:9/"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,7 +209,7 @@ func TestDirectiveOrder(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	h := Handler{APIKey: "3_k"}
+	h := Handler{Trust: Trust{APIKey: "3_k"}}
 	p := h.policy()
 	if !reflect.DeepEqual(p.Algorithms, []string{"RS256"}) || p.Leeway != 60*time.Second || p.APIKey != "3_k" {
 		t.Fatalf("policy defaults = %+v", p)
@@ -228,21 +225,21 @@ func TestDefaults(t *testing.T) {
 		t.Fatalf("key set defaults = %+v", cfg)
 	}
 
-	h = Handler{APIKey: "3_k", Issuer: []string{"https://custom"}}
+	h = Handler{Trust: Trust{APIKey: "3_k", Issuer: []string{"https://custom"}}}
 	if p := h.policy(); !reflect.DeepEqual(p.Issuers, []string{"https://custom"}) || p.APIKey != "3_k" {
 		t.Fatalf("issuer override = %+v; apiKey must still be checked", p)
 	}
-	h = Handler{JWKSURL: "https://x.test/jwks"}
+	h = Handler{Trust: Trust{JWKSURL: "https://x.test/jwks"}}
 	if p := h.policy(); p.Issuers != nil || p.APIKey != "" {
 		t.Fatalf("jwks_url must not default an issuer: %+v", p)
 	}
 
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, newRSAKey(t, "k1", 0)))
-	if p := provisioned(t, &Handler{JWKSFile: path}); p.cache == nil || p.cache.size != 10000 || p.cache.leeway != int64(60*time.Second) {
+	if p := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}}); p.cache == nil || p.cache.size != 10000 || p.cache.leeway != int64(60*time.Second) {
 		t.Fatalf("default cache = %+v, want 10000 tokens with 60 s leeway", p.cache)
 	}
-	if p := provisioned(t, &Handler{JWKSFile: path, CacheSize: intp(0)}); p.cache != nil {
+	if p := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, CacheSize: intp(0)}); p.cache != nil {
 		t.Fatal("cache_size 0 left a cache")
 	}
 }

@@ -216,7 +216,7 @@ func TestOneTokenPerRequest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := provisioned(t, &Handler{JWKSFile: path, TokenSources: tc.sources, Optional: tc.optional, ForwardToken: tc.forward})
+			h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, TokenSources: tc.sources, Optional: tc.optional, ForwardToken: tc.forward})
 			uri := tc.uri
 			if uri == "" {
 				uri = "/p"
@@ -265,7 +265,7 @@ func TestManyTokensChallenge(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, k1))
-	h := provisioned(t, &Handler{JWKSFile: path, Realm: "site"})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, Realm: "site"})
 	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 	r.Header.Add("Authorization", "Bearer "+sign(t, k1, validClaims(), nil))
 	r.Header.Add("Authorization", "Bearer x.y.z")
@@ -305,7 +305,7 @@ func TestNoKeySetAfterRefetchIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Handler{verifier: v, keys: keys, now: time.Now}
+	h := &Handler{trusts: oneTrust(v, keys), now: time.Now}
 	token := sign(t, newRSAKey(t, "k2", 1), with(validClaims(), map[string]any{"exp": time.Now().Add(time.Hour).Unix()}), nil)
 	_, rej := verifyRequest(h, token)
 	if rej == nil || rej.Status != http.StatusServiceUnavailable || rej.Reason != ReasonNoKeys {

@@ -31,8 +31,11 @@ func (a *requestAuth) replace(key string) (any, bool) {
 	if name, ok := strings.CutPrefix(rest, "jwt."); ok {
 		return a.claims.placeholder(name), true
 	}
-	if rest == "user.id" {
+	switch rest {
+	case "user.id":
 		return a.claims.sub, true
+	case "idtoken.trust":
+		return a.claims.trust, true // which trust block verified the token
 	}
 	return nil, false
 }
@@ -64,6 +67,7 @@ type Claims struct {
 	rendered map[string]any // top-level name -> rendered string; nil until prerender
 	sub      any            // the sub claim as a string
 	key      *Key           // the key that verified the signature
+	trust    int            // index of the trust that verified it
 	size     int            // estimated heap bytes of m (and of rendered, once made)
 }
 

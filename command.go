@@ -558,16 +558,8 @@ func (o *verifyOptions) handler() (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{
-		APIKey:     o.apiKey,
-		DataCenter: o.dataCenter,
-		OIDCIssuer: o.oidcIssuer,
-		JWKSURL:    o.jwksURL,
-		JWKSFile:   o.jwksFile,
-		Issuer:     o.issuers,
-		Audience:   o.audiences,
-		Algorithms: o.algorithms,
-		Require:    require,
+	h := &Handler{Trust: Trust{APIKey: o.apiKey, DataCenter: o.dataCenter, OIDCIssuer: o.oidcIssuer, JWKSURL: o.jwksURL, JWKSFile: o.jwksFile, Issuer: o.issuers, Audience: o.audiences, Algorithms: o.algorithms},
+		Require: require,
 	}
 	if o.leeway != "" {
 		d, err := caddy.ParseDuration(o.leeway)

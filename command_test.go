@@ -402,9 +402,8 @@ func sameSettings(t *testing.T, p Policy, set *KeySet) (*Handler, []string) {
 	t.Helper()
 	jwks := setJWKS(t, set)
 	leeway := p.Leeway
-	h := &Handler{
-		Issuer: p.Issuers, Audience: p.Audiences, Algorithms: p.Algorithms,
-		Leeway: (*caddy.Duration)(&leeway), Require: p.Require, MinRefreshInterval: caddy1ns,
+	h := &Handler{Trust: Trust{Issuer: p.Issuers, Audience: p.Audiences, Algorithms: p.Algorithms, MinRefreshInterval: caddy1ns},
+		Leeway: (*caddy.Duration)(&leeway), Require: p.Require,
 	}
 	var args []string
 	if p.APIKey != "" {

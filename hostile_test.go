@@ -248,7 +248,7 @@ func TestDuplicateKIDsTriesAtMostFour(t *testing.T) {
 func TestRevokedKeyRejected(t *testing.T) {
 	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
 	is := newIssuer(t, jwksJSON(t, k1, k2))
-	h := provisioned(t, &Handler{JWKSURL: is.URL, MinRefreshInterval: caddy1ns})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL, MinRefreshInterval: caddy1ns}})
 	token := sign(t, k1, validClaims(), nil)
 	request := func() error {
 		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
@@ -260,7 +260,7 @@ func TestRevokedKeyRejected(t *testing.T) {
 		t.Fatalf("before revocation: %v", err)
 	}
 	is.serve(http.StatusOK, jwksJSON(t, k2))
-	h.keys.Refresh(context.Background()) // the next refresh, scheduled or triggered
+	h.trusts[0].keys.Refresh(context.Background()) // the next refresh, scheduled or triggered
 	if err := request(); err == nil || !strings.Contains(err.Error(), ReasonUnknownKID) {
 		t.Fatalf("after revocation: %v, want %q", err, ReasonUnknownKID)
 	}
@@ -284,7 +284,7 @@ func TestTokenHeadersNeverFetched(t *testing.T) {
 		mu.Unlock()
 		_, _ = w.Write(jwksJSON(t, k1))
 	})
-	h := provisioned(t, &Handler{JWKSURL: issuerSrv.URL + "/jwks", MinRefreshInterval: caddy1ns})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: issuerSrv.URL + "/jwks", MinRefreshInterval: caddy1ns}})
 
 	tokens := map[string]string{
 		"jku to attacker":  sign(t, attackerKey, validClaims(), map[string]any{"jku": attacker.URL + "/jwks"}),

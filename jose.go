@@ -254,3 +254,79 @@ func readValue(dec *jsontext.Decoder) (any, int, error) {
 	}
 	return nil, 0, errMalformed
 }
+
+// issuerScratch holds the buffers peekIssuer reuses: the payload's
+// base64url text and its decoded JSON.
+type issuerScratch struct{ text, json []byte }
+
+var issuerScratches = sync.Pool{New: func() any { return new(issuerScratch) }}
+
+// peekIssuer reads the top-level iss of a compact JWS's payload before any
+// signature is checked, only to choose the trust that checks it: the value
+// decides nothing else, and the payload is decoded strictly again once the
+// signature verified. It reads members until iss, skipping the others'
+// values without building them, and allocates only the returned string.
+// A token without a string iss has none ("").
+func peekIssuer(raw string) (string, *Rejection) {
+	if len(raw) > MaxTokenLength {
+		return "", unauthorized(ReasonTooLong)
+	}
+	_, p, _, ok := splitCompact(raw)
+	if !ok {
+		return "", unauthorized(ReasonMalformed)
+	}
+	s := issuerScratches.Get().(*issuerScratch)
+	defer issuerScratches.Put(s)
+	s.text = append(s.text[:0], p...)
+	var err error
+	if s.json, err = b64.AppendDecode(s.json[:0], s.text); err != nil {
+		return "", unauthorized(ReasonMalformed)
+	}
+	dec := strictDecoder(s.json)
+	defer releaseDecoder(dec)
+	if dec.PeekKind() != '{' {
+		return "", unauthorized(ReasonMalformed)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return "", unauthorized(ReasonMalformed)
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadValue()
+		if err != nil {
+			return "", unauthorized(ReasonMalformed)
+		}
+		// The name as written, or unquoted into the scratch's spare room
+		// when it holds escapes ("i\u0073s" is iss too).
+		isIss := string(name) == `"iss"`
+		if !isIss && bytes.IndexByte(name, '\\') >= 0 {
+			unquoted, uerr := jsontext.AppendUnquote(s.text[:0], name)
+			isIss = uerr == nil && string(unquoted) == "iss"
+		}
+		if !isIss {
+			if err := dec.SkipValue(); err != nil {
+				return "", unauthorized(ReasonMalformed)
+			}
+			continue
+		}
+		switch dec.PeekKind() {
+		case '"':
+		case 0:
+			return "", unauthorized(ReasonMalformed)
+		default:
+			return "", nil // not a string: no issuer chooses a trust
+		}
+		v, err := dec.ReadValue()
+		if err != nil {
+			return "", unauthorized(ReasonMalformed)
+		}
+		iss, err := jsontext.AppendUnquote(s.text[:0], v)
+		if err != nil {
+			return "", unauthorized(ReasonMalformed)
+		}
+		return string(iss), nil
+	}
+	if dec.PeekKind() != '}' {
+		return "", unauthorized(ReasonMalformed)
+	}
+	return "", nil
+}

@@ -97,7 +97,7 @@ func TestRequestMetrics(t *testing.T) {
 	writeFile(t, path, jwksJSON(t, k1))
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
-	h := &Handler{JWKSFile: path, PassCORSPreflight: true, LoginRedirect: &LoginRedirect{URL: "/login"}, SessionPath: "/.idtoken/session"}
+	h := &Handler{Trust: Trust{JWKSFile: path}, PassCORSPreflight: true, LoginRedirect: &LoginRedirect{URL: "/login"}, SessionPath: "/.idtoken/session"}
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -31,26 +31,13 @@ func init() {
 // After verification, `{http.auth.user.id}` holds the sub claim and
 // `{http.auth.jwt.<claim>}` any claim (nested members with dots).
 type Handler struct {
-	// Gigya / SAP Customer Data Cloud site API key. Keys come from
-	// accounts.getJWTPublicKey; tokens must carry a matching apiKey claim.
-	APIKey string `json:"api_key,omitempty"`
-	// Gigya data center: us1 (default), eu1, au1, eu2, ru1, global, cn1; an
-	// API domain (cn1.gigya-api.cn); or an http(s) base URL used as-is.
-	DataCenter string `json:"data_center,omitempty"`
-	// OpenID Connect issuer URL; keys are found through its discovery document.
-	OIDCIssuer string `json:"oidc_issuer,omitempty"`
-	// URL of a JWKS document.
-	JWKSURL string `json:"jwks_url,omitempty"`
-	// Path of a local JWKS document.
-	JWKSFile string `json:"jwks_file,omitempty"`
+	// The single-issuer form: one key source and its issuer's checks at
+	// the top level, one implicit trust. Mutually exclusive with Trusts.
+	Trust
+	// Several issuers: the token's iss chooses the one trust whose
+	// allowed issuers contain it; only that trust's keys are tried.
+	Trusts []Trust `json:"trust,omitempty"`
 
-	// Allowed iss values. Default: the Gigya issuers for api_key, or the
-	// issuer from OIDC discovery; no check for jwks_url and jwks_file.
-	Issuer []string `json:"issuer,omitempty"`
-	// The token's aud must contain one of these. Default: not checked.
-	Audience []string `json:"audience,omitempty"`
-	// Allowed signing algorithms. Default: ["RS256"]. HMAC and none are never allowed.
-	Algorithms []string `json:"algorithms,omitempty"`
 	// Clock skew tolerated on exp, nbf and iat. Default: 60s.
 	Leeway *caddy.Duration `json:"leeway,omitempty"`
 	// Claim checks that must all hold; a failure is 403.
@@ -94,29 +81,18 @@ type Handler struct {
 	// Realm in WWW-Authenticate. Default: the request's host name.
 	Realm string `json:"realm,omitempty"`
 
-	// Background refresh period. Default: 1h, or the key document's
-	// Cache-Control max-age clamped to [1m, 24h].
-	RefreshInterval caddy.Duration `json:"refresh_interval,omitempty"`
-	// Least time between fetches caused by unknown kids. Default: 10s.
-	MinRefreshInterval caddy.Duration `json:"min_refresh_interval,omitempty"`
-	// How old a key set saved in Caddy's storage may be and still be used
-	// when the issuer is unreachable at start. Default: 7d; 0 turns
-	// persistence off.
-	MaxStale *caddy.Duration `json:"max_stale,omitempty"`
-
 	// How many verified tokens to remember, so a token seen before skips
 	// the signature check. Default: 10000; 0 turns the cache off.
 	CacheSize *int `json:"cache_size,omitempty"`
 
-	storage    certmagic.Storage // nil: Caddy's configured storage
-	redirector *loginRedirector  // nil: no login_redirect
-	session    *sessionEndpoint  // nil: no session_path
-	carriers   []TokenSource     // where tokens are read: sources() and the session cookie
-	counts     *requestCounts    // the process's metrics counters
+	storage    certmagic.Storage         // nil: Caddy's configured storage
+	trusts     []*trustedSource          // the single-issuer form's one, or one per trust block
+	byIssuer   map[string]*trustedSource // with trust blocks: which trust an iss chooses
+	redirector *loginRedirector          // nil: no login_redirect
+	session    *sessionEndpoint          // nil: no session_path
+	carriers   []TokenSource             // where tokens are read: sources() and the session cookie
+	counts     *requestCounts            // the process's metrics counters
 	cache      *tokenCache
-	verifier   *Verifier
-	keys       *RefreshingKeySet
-	keyCfg     keySetConfig
 	logger     *zap.Logger
 	now        func() time.Time
 }
@@ -141,8 +117,8 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 const defaultLeeway = 60 * time.Second
 
-// Provision builds the verifier and attaches the shared key set, starting
-// its first fetch; it does not wait for the network.
+// Provision builds each trust's verifier and attaches its shared key set,
+// starting its first fetch; it does not wait for the network.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.now == nil {
@@ -151,15 +127,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	policy := h.policy()
-	var err error
-	if h.verifier, err = NewVerifier(policy); err != nil {
-		return err
-	}
 	cacheSize := defaultCacheSize
 	if h.CacheSize != nil {
 		cacheSize = *h.CacheSize
 	}
+	policy := h.policyFor(&Trust{}) // the shared checks
 	h.cache = newTokenCache(cacheSize, policy.Leeway, policy.MaxAge)
 	h.redirector = newLoginRedirector(h.LoginRedirect)
 	h.session = newSessionEndpoint(h)
@@ -167,18 +139,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.session != nil && !slices.Contains(h.carriers, TokenSource{Cookie: h.session.cookie}) {
 		h.carriers = append(slices.Clip(h.carriers), TokenSource{Cookie: h.session.cookie})
 	}
-	if h.keyCfg, err = h.keySetConfig(); err != nil {
+	if err := h.provisionTrusts(ctx); err != nil {
 		return err
-	}
-	var storage certmagic.Storage
-	if h.keyCfg.maxStale > 0 {
-		if storage = h.storage; storage == nil {
-			storage = ctx.Storage()
-		}
-	}
-	h.keys, err = acquireKeySet(h.keyCfg, keySetLogger, storage)
-	if err != nil {
-		return fmt.Errorf("loading key set: %w", err)
 	}
 	h.counts = acquireCounts()
 	if err := registerMetrics(ctx.GetMetricsRegistry(), h.counts); err != nil {
@@ -192,100 +154,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // than one config's.
 func keySetLogger() *zap.Logger { return caddy.Log().Named("http.handlers.idtoken") }
 
-// policy applies the defaults to the configured checks.
-func (h *Handler) policy() Policy {
-	p := Policy{
-		Algorithms: h.Algorithms,
-		Issuers:    h.Issuer,
-		Audiences:  h.Audience,
-		Leeway:     defaultLeeway,
-		APIKey:     h.APIKey,
-		Require:    h.Require,
-
-		RequireScope: h.RequireScope,
-		MaxAge:       time.Duration(h.MaxAge),
-	}
-	if len(p.Algorithms) == 0 {
-		p.Algorithms = []string{"RS256"}
-	}
-	if h.Leeway != nil {
-		p.Leeway = time.Duration(*h.Leeway)
-	}
-	if h.APIKey != "" && len(p.Issuers) == 0 {
-		p.Issuers = gigyaIssuers(h.APIKey)
-	}
-	return p
-}
-
-func (h *Handler) keySetConfig() (keySetConfig, error) {
-	cfg := keySetConfig{
-		refreshInterval: time.Duration(h.RefreshInterval),
-		minRefresh:      time.Duration(h.MinRefreshInterval),
-		maxStale:        defaultMaxStale,
-	}
-	if cfg.minRefresh == 0 {
-		cfg.minRefresh = defaultMinRefreshInterval
-	}
-	if h.MaxStale != nil {
-		cfg.maxStale = time.Duration(*h.MaxStale)
-	}
-	switch {
-	case h.APIKey != "":
-		u, err := gigyaKeyURL(h.APIKey, h.DataCenter)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.kind, cfg.location = "gigya", u
-	case h.OIDCIssuer != "":
-		cfg.kind, cfg.location = "oidc", h.OIDCIssuer
-	case h.JWKSURL != "":
-		cfg.kind, cfg.location = "jwks_url", h.JWKSURL
-	default:
-		cfg.kind, cfg.location = "jwks_file", h.JWKSFile
-		cfg.maxStale = 0 // a local file is its own storage
-	}
-	return cfg, nil
-}
-
 // Validate checks the configuration for mistakes that JSON configs can make
 // (the Caddyfile parser reports the same ones with line numbers).
 func (h *Handler) Validate() error {
-	var sources []string
-	for name, v := range map[string]string{"api_key": h.APIKey, "oidc_issuer": h.OIDCIssuer, "jwks_url": h.JWKSURL, "jwks_file": h.JWKSFile} {
-		if v != "" {
-			sources = append(sources, name)
-		}
-	}
-	slices.Sort(sources)
-	switch {
-	case len(sources) == 0:
-		return errors.New("idtoken: one key source is required: api_key, oidc_issuer, jwks_url or jwks_file")
-	case len(sources) > 1:
-		return fmt.Errorf("idtoken: only one key source may be set, got %s", strings.Join(sources, " and "))
-	}
-	if h.DataCenter != "" && h.APIKey == "" {
-		return errors.New("idtoken: data_center needs api_key")
-	}
-	if h.APIKey != "" {
-		if _, err := gigyaBaseURL(h.DataCenter); err != nil {
-			return fmt.Errorf("idtoken: %w", err)
-		}
-	}
-	for _, u := range []string{h.OIDCIssuer, h.JWKSURL} {
-		if u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
-			return fmt.Errorf("idtoken: %q is not an http(s) URL", u)
-		}
-	}
-	for _, alg := range h.Algorithms {
-		if err := checkAlgorithm(alg); err != nil {
-			return fmt.Errorf("idtoken: %w", err)
-		}
+	if err := h.validateTrusts(); err != nil {
+		return fmt.Errorf("idtoken: %w", err)
 	}
 	if h.Leeway != nil && (*h.Leeway < 0 || time.Duration(*h.Leeway) > 10*time.Minute) {
 		return errors.New("idtoken: leeway must be between 0 and 10m")
-	}
-	if h.RefreshInterval < 0 || h.MinRefreshInterval < 0 || (h.MaxStale != nil && *h.MaxStale < 0) {
-		return errors.New("idtoken: refresh_interval, min_refresh_interval and max_stale must not be negative")
 	}
 	if h.CacheSize != nil && *h.CacheSize < 0 {
 		return errors.New("idtoken: cache_size must not be negative")
@@ -348,11 +224,7 @@ func (h *Handler) Cleanup() error {
 		h.counts = nil
 		releaseCounts()
 	}
-	if h.keys == nil {
-		return nil
-	}
-	h.keys = nil
-	return releaseKeySet(h.keyCfg)
+	return h.releaseTrusts()
 }
 
 // ServeHTTP verifies the request's token and passes the request on, or
@@ -395,38 +267,44 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // verify returns the claims of a valid token: from the cache when it was
-// verified before and still holds, else by full verification, asking the
-// key flow for a refetch when no key has loaded yet or the kid is unknown.
-// tok, when not nil, is the parsed token, for logging a rejection.
+// verified before and still holds, else by full verification against the
+// trust the token chooses, asking the key flow for a refetch when no key
+// has loaded yet or the kid is unknown. tok, when not nil, is the parsed
+// token, for logging a rejection.
 func (h *Handler) verify(r *http.Request, raw string) (*Claims, *Token, *Rejection) {
 	now := h.now()
-	keys := h.keys.Current()
 	if h.cache != nil {
-		claims := h.cache.lookup(raw, keys, now)
+		claims := h.cache.lookup(raw, now, h.keysOf)
 		h.counts.countLookup(claims != nil)
 		if claims != nil {
 			return claims, nil, nil
 		}
 	}
-	tok, rej := h.verifier.Parse(raw)
+	t, rej := h.chooseTrust(raw)
+	if rej != nil {
+		return nil, nil, rej
+	}
+	tok, rej := t.verifier.Parse(raw)
 	if rej != nil {
 		return nil, tok, rej
 	}
+	keys := t.keys.Current()
 	if keys == nil {
-		keys = h.keys.RefreshSince(r.Context(), nil) // the first fetch may still be running
+		keys = t.keys.RefreshSince(r.Context(), nil) // the first fetch may still be running
 	}
 	// Verify answers 503 when there is still no key set, or none is left
 	// after the refetch below (a stored set outgrew max_stale).
-	claims, rej := h.verifier.Verify(tok, keys, now)
+	claims, rej := t.verifier.Verify(tok, keys, now)
 	if rej != nil && rej.Reason == ReasonUnknownKID {
-		if fresh := h.keys.RefreshSince(r.Context(), keys); fresh != keys {
+		if fresh := t.keys.RefreshSince(r.Context(), keys); fresh != keys {
 			keys = fresh
-			claims, rej = h.verifier.Verify(tok, keys, now)
+			claims, rej = t.verifier.Verify(tok, keys, now)
 		}
 	}
 	if rej != nil {
 		return nil, tok, rej
 	}
+	claims.trust = t.index
 	h.cache.store(raw, claims, keys)
 	return claims, tok, nil
 }

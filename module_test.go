@@ -206,7 +206,7 @@ func TestServeHTTPWithoutKeys(t *testing.T) {
 	is := newIssuer(t, nil)
 	url := is.URL
 	is.Close()
-	h := provisioned(t, &Handler{JWKSURL: url})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: url}})
 
 	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 	_, err := serve(h, r)
@@ -229,7 +229,7 @@ func TestServeHTTPWithoutKeys(t *testing.T) {
 func TestServeHTTPRotation(t *testing.T) {
 	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
 	is := newIssuer(t, jwksJSON(t, k1))
-	h := provisioned(t, &Handler{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Nanosecond)})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSURL: is.URL, MinRefreshInterval: caddy.Duration(time.Nanosecond)}})
 	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 	bearer(sign(t, k1, validClaims(), nil))(r)
 	if _, err := serve(h, r); err != nil {
@@ -288,17 +288,17 @@ func TestServeHTTPSources(t *testing.T) {
 		claims  map[string]any
 		status  int // 0: accepted
 	}{
-		{"gigya V2", Handler{APIKey: apiKey, DataCenter: v2}, gigyaClaims, 0},
-		{"gigya V1", Handler{APIKey: apiKey, DataCenter: v1}, gigyaClaims, 0},
-		{"gigya issuer without trailing slash", Handler{APIKey: apiKey, DataCenter: v2}, oldGigyaClaims, 0},
-		{"gigya wrong apiKey", Handler{APIKey: apiKey, DataCenter: v2}, with(gigyaClaims, map[string]any{"apiKey": "3_other"}), 401},
-		{"gigya apiKey checked with issuer override", Handler{APIKey: apiKey, DataCenter: v2, Issuer: []string{"https://issuer.test"}}, with(validClaims(), map[string]any{"apiKey": "3_other"}), 401},
-		{"gigya foreign issuer", Handler{APIKey: apiKey, DataCenter: v2}, with(gigyaClaims, map[string]any{"iss": "https://issuer.test"}), 401},
-		{"gigya error envelope means no keys", Handler{APIKey: apiKey, DataCenter: gigyaErr}, gigyaClaims, 503},
-		{"oidc discovered issuer", Handler{OIDCIssuer: op.URL}, with(validClaims(), map[string]any{"iss": op.URL}), 0},
-		{"oidc other issuer", Handler{OIDCIssuer: op.URL}, validClaims(), 401},
-		{"jwks_url checks no issuer by default", Handler{JWKSURL: op.URL + "/jwks"}, with(validClaims(), map[string]any{"iss": "anything"}), 0},
-		{"jwks_url with issuer", Handler{JWKSURL: op.URL + "/jwks", Issuer: []string{"https://issuer.test"}}, with(validClaims(), map[string]any{"iss": "anything"}), 401},
+		{"gigya V2", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v2}}, gigyaClaims, 0},
+		{"gigya V1", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v1}}, gigyaClaims, 0},
+		{"gigya issuer without trailing slash", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v2}}, oldGigyaClaims, 0},
+		{"gigya wrong apiKey", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v2}}, with(gigyaClaims, map[string]any{"apiKey": "3_other"}), 401},
+		{"gigya apiKey checked with issuer override", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v2, Issuer: []string{"https://issuer.test"}}}, with(validClaims(), map[string]any{"apiKey": "3_other"}), 401},
+		{"gigya foreign issuer", Handler{Trust: Trust{APIKey: apiKey, DataCenter: v2}}, with(gigyaClaims, map[string]any{"iss": "https://issuer.test"}), 401},
+		{"gigya error envelope means no keys", Handler{Trust: Trust{APIKey: apiKey, DataCenter: gigyaErr}}, gigyaClaims, 503},
+		{"oidc discovered issuer", Handler{Trust: Trust{OIDCIssuer: op.URL}}, with(validClaims(), map[string]any{"iss": op.URL}), 0},
+		{"oidc other issuer", Handler{Trust: Trust{OIDCIssuer: op.URL}}, validClaims(), 401},
+		{"jwks_url checks no issuer by default", Handler{Trust: Trust{JWKSURL: op.URL + "/jwks"}}, with(validClaims(), map[string]any{"iss": "anything"}), 0},
+		{"jwks_url with issuer", Handler{Trust: Trust{JWKSURL: op.URL + "/jwks", Issuer: []string{"https://issuer.test"}}}, with(validClaims(), map[string]any{"iss": "anything"}), 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -327,7 +327,7 @@ func TestRejectionLogged(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, k1))
-	h := provisioned(t, &Handler{JWKSFile: path})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}})
 	core, logs := observer.New(zapcore.DebugLevel)
 	h.logger = zap.New(core)
 
@@ -379,8 +379,8 @@ func TestSecondHandlerUpdatesPlaceholders(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, k1))
-	outer := provisioned(t, &Handler{JWKSFile: path, Optional: true, TokenSources: []TokenSource{{Cookie: "site"}}})
-	inner := provisioned(t, &Handler{JWKSFile: path, TokenSources: []TokenSource{{Header: "X-Api-Token"}}})
+	outer := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, Optional: true, TokenSources: []TokenSource{{Cookie: "site"}}})
+	inner := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, TokenSources: []TokenSource{{Header: "X-Api-Token"}}})
 
 	r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
 	r.Header.Set("X-Api-Token", sign(t, k1, with(validClaims(), map[string]any{"sub": "api-user", "email": "api@example.com"}), nil))

@@ -110,7 +110,7 @@ func TestLoginRedirect(t *testing.T) {
 func TestLoginRedirectReturnRoundTrips(t *testing.T) {
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, newRSAKey(t, "k1", 0)))
-	h := provisioned(t, &Handler{JWKSFile: path, LoginRedirect: &LoginRedirect{URL: "/login"}})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, LoginRedirect: &LoginRedirect{URL: "/login"}})
 	for _, uri := range []string{"/a%20b?x=1&y=%2F", "/", "/%E2%82%AC/x?q=a+b&r=%26", "/p?"} {
 		r := httptest.NewRequest(http.MethodGet, "http://example.com"+uri, nil)
 		r.Header.Set("Sec-Fetch-Mode", "navigate")
@@ -132,7 +132,7 @@ func TestLoginRedirectReturnRoundTrips(t *testing.T) {
 func TestLoginRedirectLoopWarnsOnce(t *testing.T) {
 	path := t.TempDir() + "/jwks.json"
 	writeFile(t, path, jwksJSON(t, newRSAKey(t, "k1", 0)))
-	h := provisioned(t, &Handler{JWKSFile: path, LoginRedirect: &LoginRedirect{URL: "https://example.com/signin?x=1"}})
+	h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, LoginRedirect: &LoginRedirect{URL: "https://example.com/signin?x=1"}})
 	core, logs := observer.New(zapcore.WarnLevel)
 	h.logger = zap.New(core)
 	for range 3 {

@@ -112,7 +112,7 @@ func TestSessionPost(t *testing.T) {
 		{name: "inside the leeway past exp: a cookie that would die at once is refused", ctype: form,
 			body:   "id_token=" + sign(t, k1, with(validClaims(), map[string]any{"exp": testNow.Add(-10 * time.Second).Unix()}), nil),
 			status: 401, err: "invalid_token", why: ReasonExpired},
-		{name: "issuer not allowed: 401", handler: Handler{Issuer: []string{"https://other.test"}}, ctype: form, body: "id_token=" + good,
+		{name: "issuer not allowed: 401", handler: Handler{Trust: Trust{Issuer: []string{"https://other.test"}}}, ctype: form, body: "id_token=" + good,
 			status: 401, err: "invalid_token", why: ReasonIssuer},
 		{name: "require fails: 403", handler: Handler{Require: []ClaimRequirement{{"role", []string{"admin"}}}}, ctype: form, body: "id_token=" + good,
 			status: 403, err: "insufficient_scope", why: ReasonRequire},
@@ -457,7 +457,7 @@ func TestPassCORSPreflight(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := t.TempDir() + "/jwks.json"
 			writeFile(t, path, jwksJSON(t, k1))
-			h := provisioned(t, &Handler{JWKSFile: path, PassCORSPreflight: tc.pass, TokenSources: []TokenSource{{Header: "Authorization"}, {Query: "id_token"}}})
+			h := provisioned(t, &Handler{Trust: Trust{JWKSFile: path}, PassCORSPreflight: tc.pass, TokenSources: []TokenSource{{Header: "Authorization"}, {Query: "id_token"}}})
 			var body io.Reader
 			if tc.body != "" {
 				body = strings.NewReader(tc.body)

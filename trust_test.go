@@ -1,0 +1,338 @@
+package idtoken
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// TestTrustCaddyfile: trust blocks parse into Trusts, with the shared
+// settings at the top level.
+func TestTrustCaddyfile(t *testing.T) {
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`idtoken {
+		trust {
+			api_key     3_EuSite
+			data_center eu1
+		}
+		trust {
+			api_key     3_UsSite
+			key_thumbprints NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs
+		}
+		trust {
+			oidc_issuer https://sample.portal.tencentciam.com
+			audience    my-client-id
+			algorithms  RS256 ES256
+			refresh_interval 2h
+		}
+		trust {
+			jwks_file /etc/jwks.json
+			issuer    https://local.test
+		}
+		require groups staff
+		leeway 30s
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Handler{
+		Trusts: []Trust{
+			{APIKey: "3_EuSite", DataCenter: "eu1"},
+			{APIKey: "3_UsSite", KeyThumbprints: []string{"NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"}},
+			{OIDCIssuer: "https://sample.portal.tencentciam.com", Audience: []string{"my-client-id"}, Algorithms: []string{"RS256", "ES256"}, RefreshInterval: caddy.Duration(2 * time.Hour)},
+			{JWKSFile: "/etc/jwks.json", Issuer: []string{"https://local.test"}},
+		},
+		Require: []ClaimRequirement{{"groups", []string{"staff"}}},
+		Leeway:  dur(30 * time.Second),
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("got  %+v\nwant %+v", h, want)
+	}
+}
+
+// TestTrustCaddyfileErrors: each mistake with its file and line.
+func TestTrustCaddyfileErrors(t *testing.T) {
+	tests := []struct {
+		name, block, want string
+		line              int
+	}{
+		{"top-level key source with trust blocks", "jwks_file x\n\ttrust {\n\t\tapi_key k\n\t}",
+			"jwks_file: the key source and its issuer settings go into the trust blocks", 3},
+		{"top-level issuer with trust blocks", "trust {\n\t\tapi_key k\n\t}\n\tissuer https://a.test",
+			"issuer: the key source and its issuer settings go into the trust blocks", 6},
+		{"jwks_url trust without issuer", "trust {\n\t\tjwks_url https://a.test/jwks\n\t}",
+			"trust: a trust with jwks_url or jwks_file needs issuer", 3},
+		{"trust without a key source", "trust {\n\t\taudience a\n\t}", "trust: one key source is required", 3},
+		{"two key sources in a trust", "trust {\n\t\tapi_key k\n\t\toidc_issuer https://a.test\n\t}", "oidc_issuer: only one key source may be set", 5},
+		{"shared setting inside a trust", "trust {\n\t\tapi_key k\n\t\trequire groups staff\n\t}", `trust: "require" does not belong in a trust block`, 5},
+		{"data_center without api_key in a trust", "trust {\n\t\tdata_center eu1\n\t\toidc_issuer https://a.test\n\t}", "data_center needs api_key", 4},
+		{"two trusts for one Gigya site", "trust {\n\t\tapi_key k\n\t}\n\ttrust {\n\t\tapi_key k\n\t\tdata_center eu1\n\t}",
+			`trust 0 and trust 1 both accept iss "https://fidm.gigya.com/jwt/k/"`, 6},
+		{"two trusts for one issuer", "trust {\n\t\tjwks_file a\n\t\tissuer https://a.test\n\t}\n\ttrust {\n\t\tjwks_url https://b.test/jwks\n\t\tissuer https://b.test https://a.test\n\t}",
+			`both accept iss "https://a.test"`, 7},
+		{"oidc trust and an issuer list naming it", "trust {\n\t\toidc_issuer https://op.test/\n\t}\n\ttrust {\n\t\tjwks_file a\n\t\tissuer https://op.test\n\t}",
+			`both accept iss "https://op.test"`, 6},
+		{"argument after trust", "trust x {\n\t\tapi_key k\n\t}", "wrong argument count", 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			input := "http://localhost {\n\tidtoken {\n\t" + tc.block + "\n\t}\n\trespond ok\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), map[string]any{"filename": "Caddyfile"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Caddyfile:"+itoa(tc.line)) {
+				t.Fatalf("error %v, want %q at Caddyfile:%d", err, tc.want, tc.line)
+			}
+		})
+	}
+}
+
+// TestTrustValidateJSON: the same rules for a JSON config.
+func TestTrustValidateJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		h    Handler
+		want string
+	}{
+		{"two trusts", Handler{Trusts: []Trust{{APIKey: "a"}, {OIDCIssuer: "https://op.test"}}}, ""},
+		{"top-level source and trusts", Handler{Trust: Trust{JWKSFile: "x"}, Trusts: []Trust{{APIKey: "a"}}}, "cannot be combined with trust blocks"},
+		{"jwks_file trust without issuer", Handler{Trusts: []Trust{{JWKSFile: "x"}}}, "needs issuer"},
+		{"overlap", Handler{Trusts: []Trust{{APIKey: "a"}, {JWKSFile: "x", Issuer: []string{"https://fidm.gigya.com/jwt/a"}}}}, "both accept"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.h.Validate()
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSeveralIssuers: three loopback issuers (Gigya envelope, OIDC
+// discovery, JWKS file) on one route. Each one's tokens are accepted and
+// say which trust verified them; a token naming one issuer but signed with
+// another's key is refused; an unknown iss costs no fetch and no signature
+// check; one issuer down does not affect the others.
+func TestSeveralIssuers(t *testing.T) {
+	kg, ko, kf := newRSAKey(t, "g1", 0), newRSAKey(t, "o1", 1), newRSAKey(t, "f1", 2)
+	const apiKey = "3_site"
+	var gigyaHits, opHits atomic.Int64
+	var gigyaDown atomic.Bool
+	gigya := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		gigyaHits.Add(1)
+		if gigyaDown.Load() {
+			_, _ = w.Write([]byte(`{"errorCode":500001,"errorMessage":"General Server Error","statusCode":500}`))
+			return
+		}
+		_, _ = w.Write(gigyaV2(kg))
+	})
+	op := serveFunc(t, func(w http.ResponseWriter, r *http.Request) {
+		opHits.Add(1)
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_, _ = w.Write([]byte(`{"issuer":"http://` + r.Host + `","jwks_uri":"http://` + r.Host + `/jwks"}`))
+		case "/jwks":
+			_, _ = w.Write(jwksJSON(t, ko))
+		}
+	})
+	file := t.TempDir() + "/jwks.json"
+	writeFile(t, file, jwksJSON(t, kf))
+
+	gigyaIss, fileIss := "https://fidm.gigya.com/jwt/"+apiKey+"/", "https://local.test"
+	gigyaTok := sign(t, kg, with(validClaims(), map[string]any{"iss": gigyaIss, "apiKey": apiKey, "aud": nil}), nil)
+	opTok := sign(t, ko, with(validClaims(), map[string]any{"iss": op.URL}), nil)
+	fileTok := sign(t, kf, with(validClaims(), map[string]any{"iss": fileIss}), nil)
+
+	h := provisioned(t, &Handler{Trusts: []Trust{
+		{APIKey: apiKey, DataCenter: gigya.URL},
+		{OIDCIssuer: op.URL},
+		{JWKSFile: file, Issuer: []string{fileIss}},
+	}})
+	run := func(token string) (int, string) {
+		t.Helper()
+		r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		w, err := serve(h, r)
+		var herr caddyhttp.HandlerError
+		if errors.As(err, &herr) {
+			return herr.StatusCode, herr.Err.Error()
+		}
+		return w.Code, w.Body.String()
+	}
+	tests := []struct {
+		name   string
+		token  string
+		status int
+		reason string
+	}{
+		{"Gigya token", gigyaTok, 200, ""},
+		{"OIDC token", opTok, 200, ""},
+		{"JWKS file token", fileTok, 200, ""},
+		{"Gigya's iss, signed with the file's key", sign(t, kf, with(validClaims(), map[string]any{"iss": gigyaIss, "apiKey": apiKey, "aud": nil}), map[string]any{"kid": "g1"}), 401, ReasonSignature},
+		{"OIDC iss, the file's kid", sign(t, kf, with(validClaims(), map[string]any{"iss": op.URL}), nil), 401, ReasonUnknownKID},
+		{"unknown iss", sign(t, kf, with(validClaims(), map[string]any{"iss": "https://evil.test"}), nil), 401, ReasonIssuer},
+		{"no iss", sign(t, kf, with(validClaims(), map[string]any{"iss": nil}), nil), 401, ReasonIssuer},
+		{"iss not a string", sign(t, kf, with(validClaims(), map[string]any{"iss": 7}), nil), 401, ReasonIssuer},
+		{"malformed payload", "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOi.c2ln", 401, ReasonMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := run(tc.token)
+			if status != tc.status || (tc.reason != "" && body != tc.reason) {
+				t.Fatalf("%d %q, want %d %q", status, body, tc.status, tc.reason)
+			}
+		})
+	}
+
+	t.Run("the trust placeholder names the trust", func(t *testing.T) {
+		for i, tok := range []string{gigyaTok, opTok, fileTok} {
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			w, err := serveWith(middlewareFunc(func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+				return h.ServeHTTP(w, r, caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+					repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+					_, err := w.Write([]byte(repl.ReplaceAll("{http.auth.idtoken.trust} {http.auth.jwt.iss}", "")))
+					return err
+				}))
+			}), r)
+			if err != nil || !strings.HasPrefix(w.Body.String(), fmt.Sprintf("%d ", i)) {
+				t.Fatalf("token of trust %d: %v %q", i, err, w.Body.String())
+			}
+		}
+	})
+
+	t.Run("an unknown iss costs no fetch and no signature check", func(t *testing.T) {
+		g, o := gigyaHits.Load(), opHits.Load()
+		// With every key set emptied, a signature check would be a 503
+		// and a refetch would hit an issuer: neither happens.
+		saved := make([]*RefreshingKeySet, len(h.trusts))
+		for i, ts := range h.trusts {
+			saved[i], ts.keys = ts.keys, staticKeys(nil)
+		}
+		defer func() {
+			for i, ts := range h.trusts {
+				ts.keys = saved[i]
+			}
+		}()
+		for range 50 {
+			tok := sign(t, kf, with(validClaims(), map[string]any{"iss": fmt.Sprintf("https://evil.test/%d", time.Now().UnixNano())}), nil)
+			if status, body := run(tok); status != 401 || body != ReasonIssuer {
+				t.Fatalf("%d %q", status, body)
+			}
+		}
+		if gigyaHits.Load() != g || opHits.Load() != o {
+			t.Fatalf("unknown issuers caused fetches: gigya %d, op %d", gigyaHits.Load()-g, opHits.Load()-o)
+		}
+	})
+
+	t.Run("one issuer down does not affect the others", func(t *testing.T) {
+		gigyaDown.Store(true)
+		h2 := provisioned(t, &Handler{Trusts: []Trust{
+			{APIKey: apiKey, DataCenter: gigya.URL, MaxStale: dur(0)},
+			{OIDCIssuer: op.URL, MinRefreshInterval: caddy.Duration(time.Hour)},
+			{JWKSFile: file, Issuer: []string{fileIss}},
+		}})
+		for _, tc := range []struct {
+			token  string
+			status int
+		}{{opTok, 0}, {fileTok, 0}, {gigyaTok, 503}, {opTok, 0}} {
+			r := httptest.NewRequest(http.MethodGet, "http://example.com/", nil)
+			r.Header.Set("Authorization", "Bearer "+tc.token)
+			_, err := serve(h2, r)
+			var herr caddyhttp.HandlerError
+			got := 0
+			if errors.As(err, &herr) {
+				got = herr.StatusCode
+			}
+			if got != tc.status {
+				t.Fatalf("status %d (%v), want %d", got, err, tc.status)
+			}
+		}
+	})
+}
+
+// TestTrustReload: a reload that adds a trust accepts its tokens; one that
+// removes a trust refuses them, and its cached tokens with it.
+func TestTrustReload(t *testing.T) {
+	ka, kb := newRSAKey(t, "a1", 0), newRSAKey(t, "b1", 1)
+	fileA, fileB := t.TempDir()+"/a.json", t.TempDir()+"/b.json"
+	writeFile(t, fileA, jwksJSON(t, ka))
+	writeFile(t, fileB, jwksJSON(t, kb))
+	port := freePort(t)
+	config := func(trusts ...string) string {
+		blocks := ""
+		for _, tr := range trusts {
+			file := map[string]string{"https://a.test": fileA, "https://b.test": fileB}[tr]
+			blocks += fmt.Sprintf("\t\ttrust {\n\t\t\tjwks_file %s\n\t\t\tissuer %s\n\t\t}\n", file, tr)
+		}
+		return fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tauto_https off\n}\nhttp://127.0.0.1:%d {\n\tidtoken {\n%s\t}\n\trespond \"{http.auth.idtoken.trust}\"\n}\n", port, blocks)
+	}
+	claims := with(validClaims(), map[string]any{"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	tokA := sign(t, ka, with(claims, map[string]any{"iss": "https://a.test"}), nil)
+	tokB := sign(t, kb, with(claims, map[string]any{"iss": "https://b.test"}), nil)
+	base := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	defer func() { _ = caddy.Stop() }()
+
+	steps := []struct {
+		name   string
+		trusts []string
+		a, b   response
+	}{
+		{"A only", []string{"https://a.test"}, response{200, "0", ""}, response{401, "", `Bearer realm="127.0.0.1", error="invalid_token", error_description="issuer not allowed"`}},
+		{"B added", []string{"https://a.test", "https://b.test"}, response{200, "0", ""}, response{200, "1", ""}},
+		{"A removed", []string{"https://b.test"}, response{401, "", `Bearer realm="127.0.0.1", error="invalid_token", error_description="issuer not allowed"`}, response{200, "0", ""}},
+	}
+	for _, st := range steps {
+		loadCaddyfile(t, config(st.trusts...))
+		if got := get(t, base, tokA); got != st.a {
+			t.Fatalf("%s: A's token: %+v, want %+v", st.name, got, st.a)
+		}
+		if got := get(t, base, tokB); got != st.b {
+			t.Fatalf("%s: B's token: %+v, want %+v", st.name, got, st.b)
+		}
+	}
+}
+
+// TestPeekIssuer: the iss that chooses a trust is read as the strict
+// decoder reads it, without building the payload.
+func TestPeekIssuer(t *testing.T) {
+	tok := func(payload string) string { return "eyJhbGciOiJSUzI1NiJ9." + b64u([]byte(payload)) + ".c2ln" }
+	tests := []struct {
+		name, token, iss, reason string
+	}{
+		{"first member", tok(`{"iss":"https://a.test","sub":"x"}`), "https://a.test", ""},
+		{"after nested values", tok(`{"a":{"b":[1,{"iss":"inner"}]},"iss":"https://a.test"}`), "https://a.test", ""},
+		{"escaped name", tok(`{"i\u0073s":"https://a.test"}`), "https://a.test", ""},
+		{"escaped value", tok(`{"iss":"https:\/\/a.test"}`), "https://a.test", ""},
+		{"deep nesting before iss", tok(`{"a":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `,"iss":"x"}`), "x", ""},
+		{"no iss", tok(`{"sub":"x"}`), "", ""},
+		{"iss not a string", tok(`{"iss":["https://a.test"]}`), "", ""},
+		{"not an object", tok(`["iss"]`), "", ReasonMalformed},
+		{"broken JSON", tok(`{"iss"`), "", ReasonMalformed},
+		{"bad base64", "eyJhbGciOiJSUzI1NiJ9.e$J.c2ln", "", ReasonMalformed},
+		{"two parts", "eyJhbGciOiJSUzI1NiJ9.eyJ9", "", ReasonMalformed},
+		{"too long", tok(`{"iss":"` + strings.Repeat("a", MaxTokenLength) + `"}`), "", ReasonTooLong},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, rej := peekIssuer(tc.token)
+			reason := ""
+			if rej != nil {
+				reason = rej.Reason
+			}
+			if iss != tc.iss || reason != tc.reason {
+				t.Fatalf("iss %q, rejection %q; want %q, %q", iss, reason, tc.iss, tc.reason)
+			}
+		})
+	}
+}
