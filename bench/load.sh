@@ -5,6 +5,8 @@
 #   (b) the same route behind idtoken, one valid token (served from the cache)
 #   (c) the same with cache_size 0 (every request verifies the RS256 signature)
 #   (d) a pool of distinct valid tokens larger than the cache (cache_size 1000, 3000 tokens)
+#   (g) (b) on a route with three trust blocks, the token's issuer the last of them
+#   (h) (c) on that route: the issuer is read from the payload before each signature check
 # and then, on the route of (c), in two alternating rounds:
 #   (e) forged 16 KiB tokens: valid kid, costly JSON payload, junk signature (all 401)
 #   (f) valid 16 KiB tokens signed with the demo key, padded to the same length (all 200)
@@ -34,7 +36,35 @@ go run ./cmd/idtoken-loadtest/bigtokens -dir "$work" -kind valid -n 200 -ttl 2h 
 	-iss https://demo.idtoken.local -aud demo > "$work/big.txt"
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pa=$(port); pb=$(port); pc=$(port); pd=$(port)
+pa=$(port); pb=$(port); pc=$(port); pd=$(port); pg=$(port); ph=$(port)
+# Two more issuers for the three-trust route, with keys of their own.
+"$work/caddy" idtoken keygen --alg ES256 --out "$work/t1" >/dev/null 2>&1
+"$work/caddy" idtoken keygen --alg EdDSA --out "$work/t2" >/dev/null 2>&1
+trusted() { # port cache_size
+	cat <<CADDY
+http://127.0.0.1:$1 {
+	idtoken {
+		trust {
+			jwks_file $work/t1/idtoken-jwks.json
+			issuer https://one.idtoken.local
+			algorithms ES256
+		}
+		trust {
+			jwks_file $work/t2/idtoken-jwks.json
+			issuer https://two.idtoken.local
+			algorithms EdDSA
+		}
+		trust {
+			jwks_file $work/demo-jwks.json
+			issuer https://demo.idtoken.local
+			audience demo
+		}
+		cache_size $2
+	}
+	respond "ok {http.auth.user.id}" 200
+}
+CADDY
+}
 protected() { # port cache_size
 	cat <<CADDY
 http://127.0.0.1:$1 {
@@ -63,6 +93,8 @@ CADDY
 	protected "$pb" 10000
 	protected "$pc" 0
 	protected "$pd" 1000
+	trusted "$pg" 10000
+	trusted "$ph" 0
 } > "$work/Caddyfile"
 XDG_DATA_HOME=$work XDG_CONFIG_HOME=$work "$work/caddy" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 caddy_pid=$!
@@ -100,7 +132,7 @@ end
 LUA
 
 # Check every protected route answers 200 before measuring anything.
-for p in $pb $pc $pd; do
+for p in $pb $pc $pd $pg $ph; do
 	curl -fs -H "Authorization: Bearer $(cat "$work/one.txt")" "http://127.0.0.1:$p/" >/dev/null
 done
 # Check each 16 KiB token: length, then valid ones get 200 and forged ones 401
@@ -162,6 +194,8 @@ for r in 1 2 3; do
 	round b "$r" "$pb" "$work/one.txt" "$third"
 	round c "$r" "$pc" "$work/one.txt" "$third"
 	round d "$r" "$pd" "$work/pool.txt" "$third"
+	round g "$r" "$pg" "$work/one.txt" "$third"
+	round h "$r" "$ph" "$work/one.txt" "$third"
 done > "$work/rounds"
 for r in 1 2; do
 	round e "$r" "$pc" "$work/forged.txt" "$half" 401
@@ -184,16 +218,25 @@ while read -r name rps p50 p99; do
 	d) label="(d) idtoken, 3000 tokens, cache_size 1000" ;;
 	e) label="(e) forged 16 KiB tokens, cache_size 0 (401)" ;;
 	f) label="(f) valid 16 KiB tokens, cache_size 0 (200)" ;;
+	g) label="(g) three trusts, one token (cached)" ;;
+	h) label="(h) three trusts, cache_size 0" ;;
 	esac
 	printf '%-46s %12s %10s %10s %8s\n' "$label" "$rps" "$p50" "$p99" "$(awk -v r="$rps" -v b="$base" 'BEGIN { printf "%.2f", r / b }')"
 done < "$work/results"
 awk -v half="$half" -v third="$third" '
 	{ r[$1] = r[$1] sprintf(" %.0f", $2 / $3) }
 	END {
-		printf "(a)-(d): three alternating rounds of %ss each (requests/s: a%s, b%s, c%s, d%s)\n", third, r["a"], r["b"], r["c"], r["d"]
+		printf "(a)-(d), (g), (h): three alternating rounds of %ss each (requests/s: a%s, b%s, c%s, d%s, g%s, h%s)\n", third, r["a"], r["b"], r["c"], r["d"], r["g"], r["h"]
 		printf "(e) and (f): two alternating rounds of %ss each (requests/s: e%s, f%s); p50/p99 are the highest round'"'"'s\n", half, r["e"], r["f"]
 	}' "$work/rounds"
 awk '
 	$1 == "e" { e = $2 }
 	$1 == "f" { f = $2 }
-	END { printf "forged/valid (e)/(f): %.2f  (target: at least 0.80; 1.00: a forged token costs no more than a valid one)\n", e / f }' "$work/results"
+	$1 == "b" { b = $2 }
+	$1 == "c" { c = $2 }
+	$1 == "g" { g = $2 }
+	$1 == "h" { h = $2 }
+	END {
+		printf "forged/valid (e)/(f): %.2f  (target: at least 0.80; 1.00: a forged token costs no more than a valid one)\n", e / f
+		printf "three trusts over one: cached (g)/(b) %.2f, uncached (h)/(c) %.2f  (target: uncached at least 0.95)\n", g / b, h / c
+	}' "$work/results"
