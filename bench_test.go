@@ -59,6 +59,38 @@ func benchHandler(b *testing.B, cacheSize int) (*Handler, string) {
 	return h, sign(b, k, validClaims(), nil)
 }
 
+// threeTrustHandler is benchHandler's handler with two more trusts before
+// the token's own, so its iss is read to choose among three.
+func threeTrustHandler(b *testing.B, cacheSize int) (*Handler, string) {
+	h, token := benchHandler(b, cacheSize)
+	other := b.TempDir() + "/other.json"
+	writeFile(b, other, jwksJSON(b, newRSAKey(b, "o1", 1)))
+	quiet := keySetConfig{kind: "jwks_file", location: other, minRefresh: defaultMinRefreshInterval}
+	if _, err := acquireKeySet(quiet, zap.NewNop, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = releaseKeySet(quiet) })
+	three := provisioned(b, &Handler{Trusts: []Trust{
+		{JWKSFile: other, Issuer: []string{"https://one.test"}},
+		{JWKSFile: other, Issuer: []string{"https://two.test"}},
+		{JWKSFile: h.trusts[0].keyCfg.location, Audience: []string{"client-1"}, Issuer: []string{"https://issuer.test"}},
+	}, CacheSize: &cacheSize})
+	return three, token
+}
+
+// BenchmarkServeHTTPColdThreeTrusts: BenchmarkServeHTTPCold with the
+// token's issuer chosen among three trusts (its iss read first).
+func BenchmarkServeHTTPColdThreeTrusts(b *testing.B) {
+	h, token := threeTrustHandler(b, 0)
+	benchServe(b, h, token)
+}
+
+// BenchmarkServeHTTPCachedThreeTrusts: the same token again, cached.
+func BenchmarkServeHTTPCachedThreeTrusts(b *testing.B) {
+	h, token := threeTrustHandler(b, defaultCacheSize)
+	benchServe(b, h, token)
+}
+
 // benchVerify runs the handler's verification step (cache, parse, keys,
 // signature, claims) without the HTTP plumbing around it.
 func benchVerify(b *testing.B, cacheSize int) {
