@@ -70,8 +70,13 @@ func notBase64URL(r rune) bool {
 // so a linear scan beats a map.
 type keyPins []string
 
-// parsePins splits a pinSet value.
-func parsePins(pins string) keyPins { return strings.Fields(pins) }
+// parsePins splits a pinSet value; "" is nil (the admin API shows null).
+func parsePins(pins string) keyPins {
+	if pins == "" {
+		return nil
+	}
+	return strings.Fields(pins)
+}
 
 // errNotPinned is a skipped key's error: usable, but not listed.
 var errNotPinned = errors.New("thumbprint not in key_thumbprints")

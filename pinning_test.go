@@ -272,6 +272,9 @@ func TestPinnedRotationKeepsOldSet(t *testing.T) {
 	if got := thumbprints(view); !slices.Equal(got, []string{thumbOf(k1)}) {
 		t.Fatalf("admin API lists keys %v, want k1's", got)
 	}
+	if !slices.Equal(view.KeyThumbprints, []string{thumbOf(k1)}) {
+		t.Fatalf("admin API lists key_thumbprints %v, want k1's", view.KeyThumbprints)
+	}
 	want := fmt.Sprintf(`no key in the document is pinned by key_thumbprints: found kid="k2" thumbprint=%s`, thumbOf(k2))
 	if view.LastError == nil || !strings.Contains(*view.LastError, want) {
 		t.Fatalf("last_error %q, want it to say %q", deref(view.LastError), want)
@@ -412,6 +415,31 @@ func TestPinnedSetsNotShared(t *testing.T) {
 	}
 	if got := is.hits.Load(); got != int64(len(tests)) {
 		t.Fatalf("issuer hit %d times, want %d (one per distinct set)", got, len(tests))
+	}
+
+	// The admin API tells the sets apart by their pins: null for none,
+	// then in pinSet order.
+	var raw []struct {
+		Location string          `json:"location"`
+		Pins     json.RawMessage `json:"key_thumbprints"`
+	}
+	if err := json.Unmarshal(adminRequest(t, http.MethodGet, "/idtoken/keysets").Body.Bytes(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, v := range raw {
+		if v.Location == is.URL {
+			got = append(got, string(v.Pins))
+		}
+	}
+	pinned := []string{both.pins, only1.pins, only2.pins}
+	slices.Sort(pinned) // liveSets' order
+	want := []string{"null"}
+	for _, pins := range pinned {
+		want = append(want, `["`+strings.ReplaceAll(pins, " ", `","`)+`"]`)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("key_thumbprints of the listed sets\n got %v\nwant %v", got, want)
 	}
 }
 

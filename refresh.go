@@ -118,6 +118,11 @@ type keySetStatus struct {
 	Source   string
 	Handlers int     // loaded handlers using the set
 	Set      *KeySet // the keys in use (Len, Issuer, Loaded); nil before any loaded
+	// Pins are the key_thumbprints the set keeps keys by, sorted; nil when
+	// it uses every usable key. Two live sets of one location differ by
+	// them (or by refresh settings). Shared with the set, which never
+	// changes it.
+	Pins []string
 	// Stale: Set was restored from storage and the issuer has not been
 	// reached since (the first fetch that reaches it, 200 or 304, replaces
 	// or reconfirms it). The admin API's from_storage, the stale gauge.
@@ -151,6 +156,7 @@ func (s *RefreshingKeySet) statusOf(handlers int) keySetStatus {
 		Source:      s.id.metricSource(),
 		Handlers:    handlers,
 		Set:         set,
+		Pins:        s.pins,
 		Stale:       set != nil && set.origin.fromStorage,
 		fetchStatus: fs,
 	}
