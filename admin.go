@@ -123,6 +123,11 @@ type keySetView struct {
 	LastError   *string    `json:"last_error"`
 	FromStorage bool       `json:"from_storage"`
 	Handlers    int        `json:"handlers"`
+
+	// The pinned thumbprints (key_thumbprints), sorted; null when every
+	// usable key is used. It tells apart two sets of one location that pin
+	// different keys.
+	KeyThumbprints []string `json:"key_thumbprints"`
 }
 
 // keyView is one key's public description.
@@ -144,6 +149,7 @@ func newKeySetView(st keySetStatus) keySetView {
 		FromStorage: st.Stale,
 		Handlers:    st.Handlers,
 	}
+	v.KeyThumbprints = st.Pins
 	if set := st.Set; set != nil {
 		v.Issuer = orNull(set.Issuer)
 		loaded := set.Loaded.UTC()

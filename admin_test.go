@@ -167,7 +167,7 @@ func TestAdminListsKeySets(t *testing.T) {
 					}
 				}
 			})
-			wantMembers := []string{"from_storage", "handlers", "issuer", "keys", "kind", "last_error", "loaded_at", "location", "next_refresh"}
+			wantMembers := []string{"from_storage", "handlers", "issuer", "key_thumbprints", "keys", "kind", "last_error", "loaded_at", "location", "next_refresh"}
 			if !slices.Equal(members, wantMembers) {
 				t.Fatalf("members %v, want %v", members, wantMembers)
 			}

@@ -36,6 +36,7 @@ type Key struct {
 	Public crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
 	rsa    *rsaVerifyKey    // Public prepared for RS256/384/512; set by NewKeySet
 	thumb  string           // RFC 7638 thumbprint of Public; set by NewKeySet
+	pos    int              // position in its document's key list, for a SkippedKey when pinning drops it
 }
 
 // Thumbprint is the key's RFC 7638 SHA-256 JWK thumbprint (base64url, no
@@ -101,6 +102,25 @@ func NewKeySet(keys []Key) *KeySet {
 		s.byKID[k.ID] = append(s.byKID[k.ID], k)
 	}
 	return s
+}
+
+// subset returns a set of the keys keep accepts, in order, with s's
+// issuer, age and origin (not its generation: a RefreshingKeySet stamps the
+// sets it publishes). The keys keep the RSA form and thumbprint NewKeySet
+// prepared: filtering a large document does not redo that work.
+func (s *KeySet) subset(keep func(*Key) bool) *KeySet {
+	c := &KeySet{Issuer: s.Issuer, Loaded: s.Loaded, origin: s.origin}
+	for i := range s.keys {
+		if keep(&s.keys[i]) {
+			c.keys = append(c.keys, s.keys[i])
+		}
+	}
+	c.byKID = make(map[string][]*Key, len(c.keys))
+	for i := range c.keys {
+		k := &c.keys[i]
+		c.byKID[k.ID] = append(c.byKID[k.ID], k)
+	}
+	return c
 }
 
 // reconfirmed returns a copy of s that the issuer confirmed as current at
@@ -195,6 +215,7 @@ func ParseKeyDocument(data []byte) (set *KeySet, skipped SkippedKeys, err error)
 			skipped.add(SkippedKey{Index: i, KID: k.ID, Reason: skipReason(err), Err: err})
 			continue
 		}
+		k.pos = i
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
@@ -221,6 +242,7 @@ const (
 	skipEd25519Point      = "ed25519 point"          // x does not decode to a point on the curve
 	skipEd25519SmallOrder = "ed25519 small order"    // a point of order 1, 2, 4 or 8: anyone can sign for it
 	skipAlgMismatch       = "alg does not fit"       // alg names an algorithm the key type cannot do
+	skipNotPinned         = "not pinned"             // usable, but its thumbprint is not in key_thumbprints (pinning.go)
 	skipUnclassified      = "unusable"               // never expected: an error without a reason
 )
 
@@ -230,9 +252,16 @@ type SkippedKey struct {
 	KID    string // as the document wrote it, "" when absent or not a string; log it cut (clipForLog)
 	Reason string // one of the skip* slugs above, e.g. "unsupported kty"
 	Err    error  // what exactly is wrong; quotes no kid and at most 64 bytes of any value
+	// Thumbprint is the key's RFC 7638 thumbprint when the key itself was
+	// usable (skipped for not being pinned), so an operator can tell which
+	// key to pin; "" for a key that could not be read.
+	Thumbprint string
 }
 
 func (k SkippedKey) String() string {
+	if k.Thumbprint != "" {
+		return fmt.Sprintf("key %d (kid %q, thumbprint %s): %v", k.Index, clipForLog(k.KID), k.Thumbprint, k.Err)
+	}
 	return fmt.Sprintf("key %d (kid %q): %v", k.Index, clipForLog(k.KID), k.Err)
 }
 

@@ -29,10 +29,15 @@ const (
 // config reload does not fetch again.
 var keySets = caddy.NewUsagePool()
 
-// keySetConfig identifies a shared key set; it is the pool key.
+// keySetConfig identifies a shared key set; it is the pool key, so it
+// stays comparable (pins is a string, not a slice). Handlers of one source
+// that pin different keys hold different sets, since each refuses keys the
+// other may use; they share the stored copy, which is the issuer's whole
+// document, filtered when restored.
 type keySetConfig struct {
 	kind            string // "gigya", "oidc", "jwks_url" or "jwks_file"
 	location        string // fetch URL, issuer URL or file path
+	pins            string // pinSet(key_thumbprints); "": every usable key may be used
 	refreshInterval time.Duration
 	minRefresh      time.Duration
 	maxStale        time.Duration // 0: do not persist
@@ -69,9 +74,9 @@ type liveKeySet struct {
 	handlers int // the pool's reference count: loaded handlers using the set
 }
 
-// liveSets lists the pool's sets in a stable order: by kind, location, then
-// refresh settings (sets of one source with different settings are
-// distinct). A set released while the list is made is left out.
+// liveSets lists the pool's sets in a stable order: by kind, location,
+// pins, then refresh settings (sets of one source with different pins or
+// settings are distinct). A set released while the list is made is left out.
 func liveSets() []liveKeySet {
 	var live []liveKeySet
 	keySets.Range(func(key, value any) bool {
@@ -90,6 +95,7 @@ func liveSets() []liveKeySet {
 		return cmp.Or(
 			cmp.Compare(a.cfg.kind, b.cfg.kind),
 			cmp.Compare(a.cfg.location, b.cfg.location),
+			cmp.Compare(a.cfg.pins, b.cfg.pins),
 			cmp.Compare(a.cfg.refreshInterval, b.cfg.refreshInterval),
 			cmp.Compare(a.cfg.minRefresh, b.cfg.minRefresh),
 			cmp.Compare(a.cfg.maxStale, b.cfg.maxStale),
@@ -112,6 +118,11 @@ type keySetStatus struct {
 	Source   string
 	Handlers int     // loaded handlers using the set
 	Set      *KeySet // the keys in use (Len, Issuer, Loaded); nil before any loaded
+	// Pins are the key_thumbprints the set keeps keys by, sorted; nil when
+	// it uses every usable key. Two live sets of one location differ by
+	// them (or by refresh settings). Shared with the set, which never
+	// changes it.
+	Pins []string
 	// Stale: Set was restored from storage and the issuer has not been
 	// reached since (the first fetch that reaches it, 200 or 304, replaces
 	// or reconfirms it). The admin API's from_storage, the stale gauge.
@@ -145,6 +156,7 @@ func (s *RefreshingKeySet) statusOf(handlers int) keySetStatus {
 		Source:      s.id.metricSource(),
 		Handlers:    handlers,
 		Set:         set,
+		Pins:        s.pins,
 		Stale:       set != nil && set.origin.fromStorage,
 		fetchStatus: fs,
 	}
@@ -166,6 +178,7 @@ func (id sourceID) metricSource() string {
 type RefreshingKeySet struct {
 	src         source
 	id          sourceID     // the configured source; names its stored copy
+	pins        keyPins      // the keys that may be used; empty: all (src applies them to what it loads)
 	client      *http.Client // nil for files
 	interval    time.Duration
 	minInterval time.Duration
@@ -219,9 +232,20 @@ const maxErrorText = 1024
 // storageRef boxes a storage so it can be swapped atomically.
 type storageRef struct{ certmagic.Storage }
 
-// newSource builds the source of cfg's kind, with the HTTP client it uses
-// (nil for a file) for the caller to close.
+// newSource builds the source of cfg's kind, keeping only the keys cfg
+// pins, with the HTTP client it uses (nil for a file) for the caller to
+// close.
 func newSource(cfg keySetConfig) (source, *http.Client, error) {
+	src, client, err := newUnpinnedSource(cfg)
+	if err != nil || cfg.pins == "" {
+		return src, client, err
+	}
+	return pinnedSource{source: src, pins: parsePins(cfg.pins)}, client, nil
+}
+
+// newUnpinnedSource builds the source of cfg's kind, which loads every
+// usable key.
+func newUnpinnedSource(cfg keySetConfig) (source, *http.Client, error) {
 	switch cfg.kind {
 	case "jwks_file":
 		return &fileSource{path: cfg.location}, nil, nil
@@ -241,6 +265,7 @@ func newSource(cfg keySetConfig) (source, *http.Client, error) {
 func newRefreshingKeySet(cfg keySetConfig, logger func() *zap.Logger, now func() time.Time, storage certmagic.Storage) (*RefreshingKeySet, error) {
 	s := &RefreshingKeySet{
 		id:          sourceID{kind: cfg.kind, location: cfg.location},
+		pins:        parsePins(cfg.pins),
 		interval:    cfg.refreshInterval,
 		minInterval: cfg.minRefresh,
 		maxStale:    cfg.maxStale,
@@ -525,7 +550,7 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	set, err := loadKeySet(sctx, ref.Storage, s.id, s.maxStale, s.now())
+	set, err := s.loadStored(sctx, ref.Storage)
 	if err != nil {
 		// Retries while the issuer is down look again (another node may
 		// have stored a set since) but say why only the first time.
@@ -541,6 +566,21 @@ func (s *RefreshingKeySet) fallBackToStorage(ctx context.Context, prev *KeySet) 
 			durationField("age", s.now().Sub(set.Loaded).Round(time.Second)),
 		}, keyListFields(set)...)...)
 	}
+}
+
+// loadStored reads the stored set, keeping only the keys the set pins: the
+// stored document may have been saved before the pin, or by a handler of
+// the same source that pins other keys.
+func (s *RefreshingKeySet) loadStored(ctx context.Context, storage certmagic.Storage) (*KeySet, error) {
+	set, err := loadKeySet(ctx, storage, s.id, s.maxStale, s.now())
+	if err != nil {
+		return nil, err
+	}
+	var unpinned SkippedKeys // the restore's warning lists the kids in use; the fetch's names the others
+	if set, err = s.pins.keep(set, &unpinned); err != nil {
+		return nil, fmt.Errorf("stored key set: %w", err)
+	}
+	return set, nil
 }
 
 func (s *RefreshingKeySet) logLoaded(set *KeySet) {
@@ -611,12 +651,16 @@ func (x skipExamples) MarshalLogArray(enc zapcore.ArrayEncoder) error {
 	return nil
 }
 
-// skipExample logs one skipped key.
+// skipExample logs one skipped key; with its thumbprint when it has one (a
+// key that is not pinned), so an operator can tell which key it is.
 type skipExample SkippedKey
 
 func (k skipExample) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt("index", k.Index)
 	enc.AddString("kid", clipForLog(k.KID))
+	if k.Thumbprint != "" {
+		enc.AddString("thumbprint", k.Thumbprint)
+	}
 	enc.AddString("reason", k.Reason)
 	enc.AddString("error", k.Err.Error())
 	return nil
