@@ -298,7 +298,14 @@ func (p *trustParser) parse(d *caddyfile.Dispenser, sub string) (handled bool, e
 	case "max_stale":
 		err = optionalDurationArg(d, &t.MaxStale)
 	case "key_thumbprints":
-		err = someArgs(d, &t.KeyThumbprints)
+		if err = someArgs(d, &t.KeyThumbprints); err == nil {
+			for _, tp := range t.KeyThumbprints {
+				if cerr := checkThumbprint(tp); cerr != nil {
+					err = d.Errf("key_thumbprints: %v", cerr)
+					break
+				}
+			}
+		}
 	default:
 		return false, nil
 	}

@@ -106,6 +106,11 @@ func (t *Trust) validate(several bool) error {
 	if t.RefreshInterval < 0 || t.MinRefreshInterval < 0 || (t.MaxStale != nil && *t.MaxStale < 0) {
 		return errors.New("refresh_interval, min_refresh_interval and max_stale must not be negative")
 	}
+	for _, tp := range t.KeyThumbprints {
+		if err := checkThumbprint(tp); err != nil {
+			return fmt.Errorf("key_thumbprints: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -131,6 +136,7 @@ func (t *Trust) keySetConfig() (keySetConfig, error) {
 		refreshInterval: time.Duration(t.RefreshInterval),
 		minRefresh:      time.Duration(t.MinRefreshInterval),
 		maxStale:        defaultMaxStale,
+		pins:            pinSet(t.KeyThumbprints),
 	}
 	if cfg.minRefresh == 0 {
 		cfg.minRefresh = defaultMinRefreshInterval

@@ -336,3 +336,31 @@ func TestPeekIssuer(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyPinningHandler: with key_thumbprints, a token signed by a pinned
+// key is accepted and one signed by another key of the same document is
+// refused, at the top level and in a trust block.
+func TestKeyPinningHandler(t *testing.T) {
+	k1, k2 := newRSAKey(t, "k1", 0), newRSAKey(t, "k2", 1)
+	path := t.TempDir() + "/jwks.json"
+	writeFile(t, path, jwksJSON(t, k1, k2))
+	pin := []string{thumbprint(k1.pub)}
+	for name, h := range map[string]*Handler{
+		"top level":   {Trust: Trust{JWKSFile: path, KeyThumbprints: pin}},
+		"trust block": {Trusts: []Trust{{JWKSFile: path, Issuer: []string{"https://issuer.test"}, KeyThumbprints: pin}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			provisioned(t, h)
+			if got, _ := status(t, h, sign(t, k1, validClaims(), nil)); got != 0 {
+				t.Fatalf("pinned key refused: %d", got)
+			}
+			if got, challenge := status(t, h, sign(t, k2, validClaims(), nil)); got != 401 || !strings.Contains(challenge, ReasonUnknownKID) {
+				t.Fatalf("unpinned key: %d %s, want 401 unknown signing key", got, challenge)
+			}
+		})
+	}
+	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://localhost {\n\tidtoken {\n\t\tjwks_file x\n\t\tkey_thumbprints abc\n\t}\n}\n"), map[string]any{"filename": "Caddyfile"})
+	if err == nil || !strings.Contains(err.Error(), "key_thumbprints: thumbprint") || !strings.Contains(err.Error(), "Caddyfile:4") {
+		t.Fatalf("bad thumbprint: %v", err)
+	}
+}
