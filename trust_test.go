@@ -1,6 +1,7 @@
 package idtoken
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -362,5 +363,33 @@ func TestKeyPinningHandler(t *testing.T) {
 	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://localhost {\n\tidtoken {\n\t\tjwks_file x\n\t\tkey_thumbprints abc\n\t}\n}\n"), map[string]any{"filename": "Caddyfile"})
 	if err == nil || !strings.Contains(err.Error(), "key_thumbprints: thumbprint") || !strings.Contains(err.Error(), "Caddyfile:4") {
 		t.Fatalf("bad thumbprint: %v", err)
+	}
+}
+
+// TestTrustJSON: the JSON form, "trust" with the top level's field names.
+func TestTrustJSON(t *testing.T) {
+	var h Handler
+	err := json.Unmarshal([]byte(`{
+		"trust": [
+			{"api_key": "3_EuSite", "data_center": "eu1", "key_thumbprints": ["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"]},
+			{"oidc_issuer": "https://op.test", "audience": ["app"], "algorithms": ["ES256"], "max_stale": "1h"},
+			{"jwks_url": "https://keys.test/jwks", "issuer": ["https://keys.test"], "refresh_interval": "2h", "min_refresh_interval": "30s"}
+		],
+		"require_scope": [["read", "write"]],
+		"max_age": "15m"
+	}`), &h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Trusts) != 3 || h.Trusts[0].KeyThumbprints[0] != "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" || *h.Trusts[1].MaxStale != caddy.Duration(time.Hour) ||
+		h.Trusts[2].RefreshInterval != caddy.Duration(2*time.Hour) || h.RequireScope[0][1] != "write" || h.MaxAge != caddy.Duration(15*time.Minute) || !h.Trust.isZero() {
+		t.Fatalf("decoded %+v", h)
+	}
+	out, err := json.Marshal(Handler{Trust: Trust{JWKSFile: "x"}})
+	if err != nil || string(out) != `{"jwks_file":"x"}` {
+		t.Fatalf("single-issuer form marshals as %s (%v), want the top-level field", out, err)
 	}
 }
