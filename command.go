@@ -539,13 +539,7 @@ func (o *verifyOptions) define(fs *pflag.FlagSet) {
 // handler is the handler configuration the flags stand for. verify takes
 // its policy and key source from it with the handler's own code.
 func (o *verifyOptions) handler() (*Handler, error) {
-	var sources []string
-	for name, v := range map[string]string{"--jwks-file": o.jwksFile, "--jwks-url": o.jwksURL, "--oidc-issuer": o.oidcIssuer, "--api-key": o.apiKey} {
-		if v != "" {
-			sources = append(sources, name)
-		}
-	}
-	slices.Sort(sources)
+	sources := givenNames(map[string]string{"--jwks-file": o.jwksFile, "--jwks-url": o.jwksURL, "--oidc-issuer": o.oidcIssuer, "--api-key": o.apiKey})
 	switch {
 	case len(sources) == 0:
 		return nil, errors.New("a key source is required: --jwks-file, --jwks-url, --oidc-issuer or --api-key")

@@ -69,13 +69,7 @@ func (t *Trust) isZero() bool {
 // validate explains what is wrong with t; several is true in a trust
 // block, where the issuer must be known without a fetch.
 func (t *Trust) validate(several bool) error {
-	var sources []string
-	for name, v := range map[string]string{"api_key": t.APIKey, "oidc_issuer": t.OIDCIssuer, "jwks_url": t.JWKSURL, "jwks_file": t.JWKSFile} {
-		if v != "" {
-			sources = append(sources, name)
-		}
-	}
-	slices.Sort(sources)
+	sources := givenNames(map[string]string{"api_key": t.APIKey, "oidc_issuer": t.OIDCIssuer, "jwks_url": t.JWKSURL, "jwks_file": t.JWKSFile})
 	switch {
 	case len(sources) == 0:
 		return errors.New("one key source is required: api_key, oidc_issuer, jwks_url or jwks_file")
@@ -112,6 +106,19 @@ func (t *Trust) validate(several bool) error {
 		}
 	}
 	return nil
+}
+
+// givenNames are the names whose values are set, sorted: which of several
+// mutually exclusive settings were given.
+func givenNames(values map[string]string) []string {
+	var names []string
+	for name, v := range values {
+		if v != "" {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // issuers are the iss values that choose t: issuer, else the Gigya
