@@ -292,6 +292,7 @@ func TestTrustReload(t *testing.T) {
 	}
 	for _, st := range steps {
 		loadCaddyfile(t, config(st.trusts...))
+		settled(t, base)
 		if got := get(t, base, tokA); got != st.a {
 			t.Fatalf("%s: A's token: %+v, want %+v", st.name, got, st.a)
 		}
@@ -389,4 +390,19 @@ func TestTrustJSON(t *testing.T) {
 	if err != nil || string(out) != `{"jwks_file":"x"}` {
 		t.Fatalf("single-issuer form marshals as %s (%v), want the top-level field", out, err)
 	}
+}
+
+// settled waits until a Caddy just reloaded answers on base: the old
+// server may still accept a connection while it shuts down, and close it.
+func settled(t *testing.T, base string) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 50 {
+		if resp, err := client.Get(base); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("Caddy does not answer after the reload")
 }
