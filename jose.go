@@ -263,10 +263,13 @@ var issuerScratches = sync.Pool{New: func() any { return new(issuerScratch) }}
 
 // peekIssuer reads the top-level iss of a compact JWS's payload before any
 // signature is checked, only to choose the trust that checks it: the value
-// decides nothing else, and the payload is decoded strictly again once the
-// signature verified. It reads members until iss, skipping the others'
-// values without building them, and allocates only the returned string.
-// A token without a string iss has none ("").
+// decides nothing else. After the signature check the payload is decoded
+// strictly and its iss checked against the chosen trust's issuers, so a
+// payload this quick scan reads differently can only be refused, never
+// accepted by another trust. The scan looks at each byte once, follows
+// strings and nesting (no deeper than the payload decoder accepts), builds
+// nothing, and allocates only the returned string. A token without a
+// string iss has none ("").
 func peekIssuer(raw string) (string, *Rejection) {
 	if len(raw) > MaxTokenLength {
 		return "", unauthorized(ReasonTooLong)
@@ -282,51 +285,139 @@ func peekIssuer(raw string) (string, *Rejection) {
 	if s.json, err = b64.AppendDecode(s.json[:0], s.text); err != nil {
 		return "", unauthorized(ReasonMalformed)
 	}
-	dec := strictDecoder(s.json)
-	defer releaseDecoder(dec)
-	if dec.PeekKind() != '{' {
+	iss, err := scanIssuer(s.json, s.text[:0])
+	if err != nil {
 		return "", unauthorized(ReasonMalformed)
 	}
-	if _, err := dec.ReadToken(); err != nil {
-		return "", unauthorized(ReasonMalformed)
+	return iss, nil
+}
+
+// scanIssuer finds the string value of the first top-level "iss" member
+// of the JSON object in data (names compared unescaped); scratch is room
+// for unescaping. It does not validate what it skips.
+func scanIssuer(data, scratch []byte) (string, error) {
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '{' {
+		return "", errMalformed
 	}
-	for dec.PeekKind() == '"' {
-		name, err := dec.ReadValue()
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i < len(data) && data[i] == '}' {
+			return "", nil
+		}
+		name, next, err := scanString(data, i)
 		if err != nil {
-			return "", unauthorized(ReasonMalformed)
+			return "", err
 		}
-		// The name as written, or unquoted into the scratch's spare room
-		// when it holds escapes ("i\u0073s" is iss too).
-		isIss := string(name) == `"iss"`
-		if !isIss && bytes.IndexByte(name, '\\') >= 0 {
-			unquoted, uerr := jsontext.AppendUnquote(s.text[:0], name)
-			isIss = uerr == nil && string(unquoted) == "iss"
+		i = skipSpace(data, next)
+		if i == len(data) || data[i] != ':' {
+			return "", errMalformed
 		}
-		if !isIss {
-			if err := dec.SkipValue(); err != nil {
-				return "", unauthorized(ReasonMalformed)
+		i = skipSpace(data, i+1)
+		if isName(name, "iss", scratch) {
+			if i == len(data) || data[i] != '"' {
+				return "", nil // not a string: no issuer chooses a trust
+			}
+			value, _, err := scanString(data, i)
+			if err != nil {
+				return "", err
+			}
+			unquoted, err := jsontext.AppendUnquote(scratch[:0], value)
+			if err != nil {
+				return "", errMalformed
+			}
+			return string(unquoted), nil
+		}
+		if i, err = skipJSONValue(data, i); err != nil {
+			return "", err
+		}
+		i = skipSpace(data, i)
+		switch {
+		case i == len(data):
+			return "", errMalformed
+		case data[i] == ',':
+			i++
+		case data[i] == '}':
+			return "", nil
+		default:
+			return "", errMalformed
+		}
+	}
+}
+
+// isName reports whether the quoted member name is want, unescaping it
+// into scratch only when it holds an escape ("i\u0073s" is iss too).
+func isName(quoted []byte, want string, scratch []byte) bool {
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		return len(quoted) == len(want)+2 && string(quoted[1:len(quoted)-1]) == want
+	}
+	if len(quoted) > 2+6*len(want) { // each character at most a \uXXXX escape
+		return false
+	}
+	unquoted, err := jsontext.AppendUnquote(scratch[:0], quoted)
+	return err == nil && string(unquoted) == want
+}
+
+// scanString returns the quoted string starting at data[i] and the index
+// after it.
+func scanString(data []byte, i int) (quoted []byte, next int, err error) {
+	if i == len(data) || data[i] != '"' {
+		return nil, 0, errMalformed
+	}
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return data[i : j+1], j + 1, nil
+		}
+	}
+	return nil, 0, errMalformed
+}
+
+// skipJSONValue returns the index after the value starting at data[i]:
+// a string, or everything up to the matching close of an object or array
+// (no deeper than maxPayloadDepth), or a scalar up to the next ',', '}'
+// or ']'.
+func skipJSONValue(data []byte, i int) (int, error) {
+	depth := 0
+	for i < len(data) {
+		switch c := data[i]; c {
+		case '"':
+			_, next, err := scanString(data, i)
+			if err != nil {
+				return 0, err
+			}
+			i = next
+			if depth == 0 {
+				return i, nil
 			}
 			continue
+		case '{', '[':
+			if depth++; depth >= maxPayloadDepth {
+				return 0, errMalformed
+			}
+		case '}', ']':
+			if depth == 0 {
+				return i, nil // the end of a scalar in the enclosing object
+			}
+			if depth--; depth == 0 {
+				return i + 1, nil
+			}
+		case ',':
+			if depth == 0 {
+				return i, nil
+			}
 		}
-		switch dec.PeekKind() {
-		case '"':
-		case 0:
-			return "", unauthorized(ReasonMalformed)
-		default:
-			return "", nil // not a string: no issuer chooses a trust
-		}
-		v, err := dec.ReadValue()
-		if err != nil {
-			return "", unauthorized(ReasonMalformed)
-		}
-		iss, err := jsontext.AppendUnquote(s.text[:0], v)
-		if err != nil {
-			return "", unauthorized(ReasonMalformed)
-		}
-		return string(iss), nil
+		i++
 	}
-	if dec.PeekKind() != '}' {
-		return "", unauthorized(ReasonMalformed)
+	return 0, errMalformed
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
 	}
-	return "", nil
+	return i
 }

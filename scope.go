@@ -8,7 +8,8 @@ import (
 // OAuth scopes. An access token names its scopes in "scope", a
 // space-delimited string (RFC 8693 section 4.2, RFC 9068 section 2.2.3),
 // or in "scp", an array of strings or a space-delimited string (Azure AD,
-// Okta, KrakenD's scopes matcher). require_scope lines each list scopes
+// Okta, KrakenD's scopes matcher); scope as an array is not read.
+// require_scope lines each list scopes
 // the token must all carry; a scope in either claim counts.
 
 // hasScopes reports whether the token's scope and scp claims together
@@ -16,7 +17,7 @@ import (
 // RFC 6749 section 3.3 says.
 func hasScopes(c map[string]any, want []string) bool {
 	for _, w := range want {
-		if !claimHasScope(c["scope"], w) && !claimHasScope(c["scp"], w) {
+		if !claimHasScope(c["scope"], w, false) && !claimHasScope(c["scp"], w, true) {
 			return false
 		}
 	}
@@ -24,20 +25,22 @@ func hasScopes(c map[string]any, want []string) bool {
 }
 
 // claimHasScope reports whether a scope or scp claim value carries s: a
-// space-delimited string (any run of white space separates), or an array
-// whose strings are scopes. Other values carry none.
-func claimHasScope(v any, s string) bool {
+// string of scopes separated by spaces (U+0020 only, RFC 6749 section
+// 3.3), or, for scp, an array whose elements are each one scope.
+func claimHasScope(v any, s string, arrays bool) bool {
 	switch v := v.(type) {
 	case string:
-		for f := range strings.FieldsSeq(v) {
+		for f := range strings.SplitSeq(v, " ") {
 			if f == s {
 				return true
 			}
 		}
 	case []any:
-		for _, e := range v {
-			if str, ok := e.(string); ok && claimHasScope(str, s) {
-				return true
+		if arrays {
+			for _, e := range v {
+				if e == any(s) {
+					return true
+				}
 			}
 		}
 	}

@@ -53,7 +53,11 @@ func TestRequireScope(t *testing.T) {
 		{name: "scp array", lines: [][]string{{"read", "write"}}, claims: map[string]any{"scp": []any{"write", "read"}}},
 		{name: "scp string", lines: [][]string{{"read"}}, claims: map[string]any{"scp": "read"}},
 		{name: "mixed: one in each claim", lines: [][]string{{"read", "write"}}, claims: map[string]any{"scope": "read", "scp": []any{"write"}}},
-		{name: "extra white space", lines: [][]string{{"read", "write"}}, claims: map[string]any{"scope": "  read \t write  "}},
+		{name: "extra spaces", lines: [][]string{{"read", "write"}}, claims: map[string]any{"scope": "  read   write  "}},
+		{name: "a tab does not separate scopes", lines: [][]string{{"read"}}, claims: map[string]any{"scope": "write\tread"}, status: 403},
+		{name: "a no-break space does not separate scopes", lines: [][]string{{"read"}}, claims: map[string]any{"scope": "write\u00a0read"}, status: 403},
+		{name: "an scp element is one scope, not split", lines: [][]string{{"read"}}, claims: map[string]any{"scp": []any{"admin read"}}, status: 403},
+		{name: "scope as an array is not read", lines: [][]string{{"read"}}, claims: map[string]any{"scope": []any{"read"}}, status: 403},
 		{name: "several lines all hold", lines: [][]string{{"read"}, {"admin"}}, claims: map[string]any{"scope": "read admin"}},
 
 		{name: "missing scope", lines: [][]string{{"read", "write"}}, claims: map[string]any{"scope": "read"}, status: 403,
@@ -98,6 +102,9 @@ func TestTokenMaxAge(t *testing.T) {
 		{name: "just past max_age and leeway", claims: map[string]any{"auth_time": ago(time.Hour + 61*time.Second)}, status: 401},
 		{name: "neither claim", claims: map[string]any{"iat": nil}, status: 401},
 		{name: "auth_time not a number", claims: map[string]any{"auth_time": "yesterday"}, status: 401},
+		{name: "auth_time in the future never grows old: refused", claims: map[string]any{"auth_time": testNow.Add(1e9 * time.Second).Unix()}, status: 401},
+		{name: "auth_time within the leeway ahead", claims: map[string]any{"auth_time": testNow.Add(30 * time.Second).Unix()}},
+		{name: "auth_time far beyond int64 nanoseconds", claims: map[string]any{"auth_time": 1e300}, status: 401},
 	}
 	h := claimsHandler(t, k1, Handler{MaxAge: caddy.Duration(time.Hour)})
 	for _, tc := range tests {

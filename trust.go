@@ -89,6 +89,9 @@ func (t *Trust) validate(several bool) error {
 			return fmt.Errorf("%q is not an http(s) URL", u)
 		}
 	}
+	if slices.Contains(t.Issuer, "") || slices.Contains(t.Audience, "") {
+		return errors.New("issuer and audience values must not be empty")
+	}
 	if several && (t.JWKSURL != "" || t.JWKSFile != "") && len(t.Issuer) == 0 {
 		return errors.New("a trust with jwks_url or jwks_file needs issuer: the token's iss chooses the trust")
 	}

@@ -108,6 +108,8 @@ func TestTrustValidateJSON(t *testing.T) {
 		{"top-level source and trusts", Handler{Trust: Trust{JWKSFile: "x"}, Trusts: []Trust{{APIKey: "a"}}}, "cannot be combined with trust blocks"},
 		{"jwks_file trust without issuer", Handler{Trusts: []Trust{{JWKSFile: "x"}}}, "needs issuer"},
 		{"overlap", Handler{Trusts: []Trust{{APIKey: "a"}, {JWKSFile: "x", Issuer: []string{"https://fidm.gigya.com/jwt/a"}}}}, "both accept"},
+		{"empty issuer", Handler{Trusts: []Trust{{JWKSFile: "x", Issuer: []string{""}}, {APIKey: "a"}}}, "must not be empty"},
+		{"empty issuer, single form", Handler{Trust: Trust{JWKSFile: "x", Issuer: []string{""}}}, "must not be empty"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,7 +315,9 @@ func TestPeekIssuer(t *testing.T) {
 		{"after nested values", tok(`{"a":{"b":[1,{"iss":"inner"}]},"iss":"https://a.test"}`), "https://a.test", ""},
 		{"escaped name", tok(`{"i\u0073s":"https://a.test"}`), "https://a.test", ""},
 		{"escaped value", tok(`{"iss":"https:\/\/a.test"}`), "https://a.test", ""},
-		{"deep nesting before iss", tok(`{"a":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `,"iss":"x"}`), "x", ""},
+		{"nesting before iss", tok(`{"a":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `,"iss":"x"}`), "x", ""},
+		{"nesting deeper than a payload may be", tok(`{"a":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `,"iss":"x"}`), "", ReasonMalformed},
+		{"duplicate names before iss are left to the strict decode", tok(`{"a":1,"a":2,"iss":"x"}`), "x", ""},
 		{"no iss", tok(`{"sub":"x"}`), "", ""},
 		{"iss not a string", tok(`{"iss":["https://a.test"]}`), "", ""},
 		{"not an object", tok(`["iss"]`), "", ReasonMalformed},
@@ -405,4 +409,86 @@ func settled(t *testing.T, base string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("Caddy does not answer after the reload")
+}
+
+// peekForged are 16 KiB payloads built to make choosing a trust costly:
+// many members before iss, escaped names, nesting at the bound, many small
+// objects. None is signed.
+func peekForged() map[string]string {
+	fill := func(unit string) string {
+		var b strings.Builder
+		b.WriteString(`{`)
+		for i := 0; b.Len() < 11500; i++ {
+			fmt.Fprintf(&b, unit, i)
+		}
+		b.WriteString(`"iss":"https://unknown.test"}`)
+		return b.String()
+	}
+	deep := `{` + strings.Repeat(`"a":`+strings.Repeat("[", 30)+strings.Repeat("]", 30)+`,`, 180) + `"iss":"x"}`
+	payloads := map[string]string{
+		"many members":         fill(`"m%d":0,`),
+		"escaped names":        fill(`"\u0061\u0062%d":0,`),
+		"nesting at the bound": deep,
+		"many small objects":   fill(`"o%d":{"a":{"b":1}},`),
+	}
+	tokens := make(map[string]string, len(payloads))
+	for name, p := range payloads {
+		tokens[name] = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0." + b64u([]byte(p)) + "." + b64u(make([]byte, 256))
+	}
+	return tokens
+}
+
+// TestPeekIssuerWorkBounded: reading iss from a forged 16 KiB payload
+// allocates a few objects whatever the payload holds (the duplicate-name
+// bookkeeping of a strict decoder allocated per member, about 1500).
+func TestPeekIssuerWorkBounded(t *testing.T) {
+	for name, tok := range peekForged() {
+		if len(tok) > MaxTokenLength {
+			t.Fatalf("%s: %d characters", name, len(tok))
+		}
+		if _, rej := peekIssuer(tok); rej != nil && name != "nesting at the bound" {
+			t.Fatalf("%s: %v", name, rej)
+		}
+		if n := testing.AllocsPerRun(20, func() { _, _ = peekIssuer(tok) }); n > 16 {
+			t.Errorf("%s: %.0f allocations to read iss", name, n)
+		}
+	}
+}
+
+// BenchmarkPeekIssuerForged: compare with BenchmarkRSAVerify, the work a
+// forged token must not exceed.
+func BenchmarkPeekIssuerForged(b *testing.B) {
+	for name, tok := range peekForged() {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = peekIssuer(tok)
+			}
+		})
+	}
+}
+
+// FuzzPeekIssuer: for every payload the strict decoder accepts, the quick
+// scan that chooses a trust reads the same top-level iss.
+func FuzzPeekIssuer(f *testing.F) {
+	for _, seed := range []string{
+		`{"iss":"https://a.test"}`, `{"a":[1,{"iss":"x"}],"iss":"y"}`, `{"i\u0073s":"z"}`, `{"iss":"a\"b\\c"}`,
+		`{"iss":5}`, `{"sub":"x"}`, ` { "a" : "}" , "iss" : "q" } `, `{"a":"\\","iss":"w"}`, `{"a":[[],{}],"b":null,"iss":"v"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		claims, _, err := decodePayload(payload)
+		if err != nil {
+			return
+		}
+		want, _ := claims["iss"].(string)
+		got, rej := peekIssuer("eyJhbGciOiJSUzI1NiJ9." + b64u(payload) + ".c2ln")
+		if len("eyJhbGciOiJSUzI1NiJ9."+b64u(payload)+".c2ln") > MaxTokenLength {
+			return
+		}
+		if rej != nil || got != want {
+			t.Fatalf("payload %q: peek %q (%v), strict decode %q", payload, got, rej, want)
+		}
+	})
 }

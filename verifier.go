@@ -262,7 +262,7 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 		return unauthorized(ReasonIssuedFuture)
 	}
 	if p.MaxAge > 0 {
-		if rej := checkAge(c, t-leeway, p.MaxAge); rej != nil {
+		if rej := checkAge(c, t, leeway, p.MaxAge); rej != nil {
 			return rej
 		}
 	}
@@ -271,8 +271,11 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 	if len(issuers) == 0 && keys.Issuer != "" {
 		issuers = []string{keys.Issuer}
 	}
+	iss, isString := c["iss"].(string)
+	if _, present := c["iss"]; present && !isString {
+		return unauthorized(ReasonMalformed) // RFC 7519 section 4.1.1: a string
+	}
 	if len(issuers) > 0 {
-		iss, _ := c["iss"].(string)
 		if !slices.Contains(issuers, iss) {
 			return unauthorized(ReasonIssuer)
 		}
@@ -301,16 +304,19 @@ func (v *Verifier) checkClaims(c map[string]any, keys *KeySet, now time.Time) *R
 }
 
 // checkAge refuses a token whose login (auth_time, or iat when there is
-// none) is more than maxAge before t (the clock, leeway already applied).
-// A token with neither claim cannot show its age, so it is refused too.
-func checkAge(c map[string]any, t int64, maxAge time.Duration) *Rejection {
+// none) is more than maxAge before t, the clock, leeway applied. A token
+// with neither claim cannot show its age, so it is refused too, and so is
+// a login in the future, which would never grow old.
+func checkAge(c map[string]any, t, leeway int64, maxAge time.Duration) *Rejection {
 	start, ok := ageStart(c)
 	switch {
 	case !ok:
 		return unauthorized(ReasonMalformed)
 	case start == nil:
 		return unauthorized(ReasonTooOld)
-	case satAdd(*start, maxAge.Nanoseconds()) < t:
+	case *start > satAdd(t, leeway):
+		return unauthorized(ReasonIssuedFuture)
+	case satAdd(*start, maxAge.Nanoseconds()) < t-leeway:
 		return unauthorized(ReasonTooOld)
 	}
 	return nil
