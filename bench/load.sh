@@ -189,13 +189,16 @@ round() {
 # (f) in two rounds of half, so every run sees the same machine (two cores
 # shared with wrk: a drift in the machine's speed falls on all runs alike).
 third=$(( secs >= 6 ? secs / 3 : 2 )); half=$(( (secs + 1) / 2 ))
+# Each round starts two runs later than the one before, so no run is
+# always the last of a round, where a slowdown during the round falls.
+runs=(a b c d g h)
+declare -A rport=([a]=$pa [b]=$pb [c]=$pc [d]=$pd [g]=$pg [h]=$ph)
+declare -A rtokens=([a]=one [b]=one [c]=one [d]=pool [g]=one [h]=one) # (a) sends (b)'s bytes
 for r in 1 2 3; do
-	round a "$r" "$pa" "$work/one.txt" "$third" # same request bytes as (b): only the handler differs
-	round b "$r" "$pb" "$work/one.txt" "$third"
-	round c "$r" "$pc" "$work/one.txt" "$third"
-	round d "$r" "$pd" "$work/pool.txt" "$third"
-	round g "$r" "$pg" "$work/one.txt" "$third"
-	round h "$r" "$ph" "$work/one.txt" "$third"
+	for k in 0 1 2 3 4 5; do
+		name=${runs[$(( (k + 2 * (r - 1)) % 6 ))]}
+		round "$name" "$r" "${rport[$name]}" "$work/${rtokens[$name]}.txt" "$third"
+	done
 done > "$work/rounds"
 for r in 1 2; do
 	round e "$r" "$pc" "$work/forged.txt" "$half" 401
