@@ -18,13 +18,10 @@ import (
 // /.idtoken/session, trusting k's JWKS.
 func sessionHandler(t *testing.T, k testKey, h Handler) *Handler {
 	t.Helper()
-	path := t.TempDir() + "/jwks.json"
-	writeFile(t, path, jwksJSON(t, k))
-	h.JWKSFile = path
 	if h.SessionPath == "" {
 		h.SessionPath = "/.idtoken/session"
 	}
-	return provisioned(t, &h)
+	return claimsHandler(t, k, h)
 }
 
 // sessionPost is a same-origin POST to the session endpoint of

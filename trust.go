@@ -198,9 +198,9 @@ func (h *Handler) policyFor(t *Trust) Policy {
 	return p
 }
 
-// policy and keySetConfig are those of the single-issuer form.
-func (h *Handler) policy() Policy                      { return h.policyFor(&h.Trust) }
-func (h *Handler) keySetConfig() (keySetConfig, error) { return h.Trust.keySetConfig() }
+// policy is the single-issuer form's policy (its keySetConfig is the
+// embedded Trust's).
+func (h *Handler) policy() Policy { return h.policyFor(&h.Trust) }
 
 // trustConfigs are the configured trusts: the blocks, or the top level.
 func (h *Handler) trustConfigs() []Trust {
