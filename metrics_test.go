@@ -61,6 +61,7 @@ func TestRequestMetrics(t *testing.T) {
 	k1 := newRSAKey(t, "k1", 0)
 	good := sign(t, k1, validClaims(), nil)
 	expired := sign(t, k1, with(validClaims(), map[string]any{"exp": testNow.Add(-time.Hour).Unix()}), nil)
+	other := sign(t, newRSAKey(t, "k1", 1), validClaims(), nil) // k1's kid, another key
 	navigate := [2]string{"Sec-Fetch-Mode", "navigate"}
 	form := [2]string{"Content-Type", "application/x-www-form-urlencoded"}
 	origin := [2]string{"Origin", "http://localhost:8080"}
@@ -75,6 +76,7 @@ func TestRequestMetrics(t *testing.T) {
 		reason  string
 		hits    float64
 		misses  float64
+		noKeys  bool // with the key set emptied
 	}{
 		{name: "valid token, first time", headers: [][2]string{{"Authorization", "Bearer " + good}}, outcome: "accepted", misses: 1},
 		{name: "valid token again: cache hit", headers: [][2]string{{"Authorization", "Bearer " + good}}, outcome: "accepted", hits: 1},
@@ -91,6 +93,8 @@ func TestRequestMetrics(t *testing.T) {
 			body:    "id_token=" + sign(t, k1, with(validClaims(), map[string]any{"pad": strings.Repeat("p", 3000)}), nil),
 			headers: [][2]string{form, origin}, outcome: "rejected", reason: "cookie_too_large", misses: 1},
 		{name: "logout", target: "/.idtoken/session/logout", outcome: "anonymous"},
+		{name: "no key loaded: the 503", headers: [][2]string{{"Authorization", "Bearer " + other}}, noKeys: true, outcome: "rejected", reason: "no_keys", misses: 1},
+		{name: "another key under the kid: bad signature", headers: [][2]string{{"Authorization", "Bearer " + other}}, outcome: "rejected", reason: "bad_signature", misses: 1},
 	}
 
 	path := t.TempDir() + "/jwks.json"
@@ -124,6 +128,11 @@ func TestRequestMetrics(t *testing.T) {
 			r := httptest.NewRequest(method, "http://localhost:8080"+target, strings.NewReader(tc.body))
 			for _, kv := range tc.headers {
 				r.Header.Add(kv[0], kv[1])
+			}
+			if tc.noKeys {
+				keys := h.trusts[0].keys
+				h.trusts[0].keys = staticKeys(nil)
+				defer func() { h.trusts[0].keys = keys }()
 			}
 			_, _ = serve(h, r)
 
